@@ -1,0 +1,35 @@
+"""FastAPI dependencies: the running monitor and a database session per request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from apiwatch.catalogue.schema import ProviderSpec
+from apiwatch.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def known_provider(runtime: Runtime, provider_id: str) -> ProviderSpec:
+    spec = runtime.provider(provider_id)
+    if spec is None:
+        known = ", ".join(sorted(runtime.catalogue.providers))
+        raise HTTPException(404, f"unknown provider {provider_id!r}; known: {known}")
+    return spec

@@ -1,0 +1,171 @@
+"""Probes one endpoint of one provider and returns one ProbeResult per attempt.
+
+Nothing an upstream sends can escape this module as an exception: every failure becomes an
+Outcome. Keys are attached here and scrubbed from anything that leaves (reasons, logs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from apiwatch.budget.keys import Key, KeyPool
+from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
+from apiwatch.domain import Outcome, ProbeResult, SkipReason, utcnow
+from apiwatch.probe.classify import Classified, classify_exception, classify_response
+from apiwatch.probe.client import read_bounded
+from apiwatch.probe.retry import NO_RETRY, RetryPolicy
+
+# Response headers worth keeping for budgets (rate-limit reports, Retry-After).
+_KEPT_HEADERS = ("retry-after", "x-mbx-used-weight", "x-bapi-limit", "x-ratelimit", "ratelimit")
+
+
+def build_url(provider: ProviderSpec, endpoint: EndpointSpec, override: str | None) -> str:
+    """The endpoint's URL, or its mirror `OVERRIDE/<id><base path><path>` under an override."""
+    if override is None:
+        return provider.base_url + endpoint.path
+    base_path = urlsplit(provider.base_url).path.rstrip("/")
+    return f"{override}/{provider.id}{base_path}{endpoint.path}"
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class ProbeEngine:
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        keys: dict[str, KeyPool],
+        upstream_override: str | None = None,
+        max_body_bytes: int = 2 * 1024 * 1024,
+        retry: RetryPolicy = NO_RETRY,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._session = session
+        self._keys = keys
+        self._override = upstream_override
+        self._max_body = max_body_bytes
+        self._retry = retry
+        self._clock = clock
+
+    def key_for(self, provider: ProviderSpec) -> Key | None:
+        pool = self._keys.get(provider.id)
+        return pool.current() if pool else None
+
+    def key_count(self, provider_id: str) -> int:
+        pool = self._keys.get(provider_id)
+        return len(pool.keys) if pool else 0
+
+    async def probe(self, provider: ProviderSpec, endpoint_name: str) -> list[ProbeResult]:
+        """Probe once, retrying at once on timeout/connection errors per the policy.
+
+        Returns every attempt, oldest first; the last one is the verdict.
+        """
+        endpoint = provider.all_endpoints()[endpoint_name]
+        key = self.key_for(provider)
+        if key is None and provider.endpoint_needs_key(endpoint):
+            return [
+                ProbeResult(
+                    provider=provider.id,
+                    endpoint=endpoint_name,
+                    outcome=Outcome.SKIPPED,
+                    started_at=self._clock(),
+                    reason=SkipReason.NO_KEY.value,
+                )
+            ]
+        timeout_s = endpoint.timeout_s or provider.timeout_s
+        results: list[ProbeResult] = []
+        attempt = 1
+        while True:
+            result = await self._attempt(provider, endpoint_name, endpoint, key, timeout_s, attempt)
+            results.append(result)
+            if not self._retry.retry_now(result.outcome, attempt):
+                return results
+            attempt += 1
+            timeout_s = self._retry.next_timeout(timeout_s)
+
+    async def _attempt(
+        self,
+        provider: ProviderSpec,
+        endpoint_name: str,
+        endpoint: EndpointSpec,
+        key: Key | None,
+        timeout_s: float,
+        attempt: int,
+    ) -> ProbeResult:
+        params = {k: _param(v) for k, v in endpoint.params.items()}
+        headers = dict(endpoint.headers)
+        auth = provider.auth
+        if key is not None and auth.location == "query" and auth.name:
+            params[auth.name] = key.value
+        elif key is not None and auth.location == "header" and auth.name:
+            headers[auth.name] = auth.prefix + key.value
+        secrets = [key.value] if key else []
+        url = build_url(provider, endpoint, self._override)
+        started_at = self._clock()
+        start = time.perf_counter()
+        status: int | None = None
+        size: int | None = None
+        kept: dict[str, str] = {}
+        try:
+            async with self._session.request(
+                endpoint.method,
+                url,
+                params=params,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=True,
+            ) as response:
+                status = response.status
+                kept = {
+                    name.lower(): value
+                    for name, value in response.headers.items()
+                    if name.lower().startswith(_KEPT_HEADERS)
+                }
+                body, truncated = await read_bounded(response, self._max_body)
+                latency_ms = (time.perf_counter() - start) * 1000
+                size = len(body)
+                verdict = classify_response(
+                    provider=provider,
+                    endpoint=endpoint,
+                    status=status,
+                    body=body,
+                    headers=kept,
+                    latency_ms=latency_ms,
+                    truncated_at=self._max_body if truncated else None,
+                )
+        except Exception as exc:  # everything an upstream can do ends as an Outcome
+            latency_ms = (time.perf_counter() - start) * 1000
+            verdict = classify_exception(exc)
+            if status is not None and verdict.outcome is Outcome.TIMEOUT:
+                verdict = Classified(Outcome.TIMEOUT, f"HTTP {status} headers came, body did not")
+        return ProbeResult(
+            provider=provider.id,
+            endpoint=endpoint_name,
+            outcome=verdict.outcome,
+            started_at=started_at,
+            latency_ms=latency_ms,
+            status_code=status,
+            reason=_redact(verdict.reason, secrets),
+            attempt=attempt,
+            key_label=key.label if key else None,
+            retry_after_s=verdict.retry_after_s,
+            response_bytes=size,
+            payload=verdict.payload,
+            headers=kept,
+        )
+
+
+def _param(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

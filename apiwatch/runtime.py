@@ -1,0 +1,213 @@
+"""The composition root: builds the running monitor from Settings and wires its parts.
+
+catalogue → probe engine → tracker (status) → recorder (storage) and event bus; the
+scheduler runs the health checks. The faces (API, CLI) hold a `Runtime` and ask it things.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from apiwatch.budget.keys import KeyPool
+from apiwatch.catalogue.loader import Catalogue, load_catalogue
+from apiwatch.catalogue.schema import ProviderSpec
+from apiwatch.domain import ProbeResult, Status, StatusChange
+from apiwatch.events import EventBus
+from apiwatch.probe.client import create_session
+from apiwatch.probe.engine import ProbeEngine
+from apiwatch.probe.retry import RetryPolicy
+from apiwatch.scheduler.loop import IntervalScheduler
+from apiwatch.settings import Settings
+from apiwatch.storage.db import create_engine, create_sessionmaker
+from apiwatch.storage.migrate import upgrade
+from apiwatch.storage.recorder import Recorder
+from apiwatch.storage.repositories import providers as provider_repo
+from apiwatch.storage.repositories import status_changes as status_repo
+from apiwatch.tracker import StatusTracker
+
+log = structlog.get_logger("apiwatch.runtime")
+
+Scope = Literal["health", "all"]
+
+
+def key_pools(catalogue: Catalogue, settings: Settings) -> dict[str, KeyPool]:
+    names = [name for spec in catalogue.providers.values() for name in spec.auth.keys]
+    values = settings.secrets(names)
+    return {
+        spec.id: KeyPool.from_env(spec.id, spec.auth.keys, values)
+        for spec in catalogue.providers.values()
+    }
+
+
+def endpoint_names(spec: ProviderSpec, scope: Scope) -> list[str]:
+    return ["health"] if scope == "health" else list(spec.all_endpoints())
+
+
+async def run_checks(
+    engine: ProbeEngine,
+    providers: Iterable[ProviderSpec],
+    *,
+    scope: Scope = "health",
+    concurrency: int = 50,
+) -> list[ProbeResult]:
+    """Probe every endpoint in scope of `providers` concurrently; every attempt, in order."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(spec: ProviderSpec, name: str) -> list[ProbeResult]:
+        async with limit:
+            return await engine.probe(spec, name)
+
+    batches = await asyncio.gather(
+        *(one(spec, name) for spec in providers for name in endpoint_names(spec, scope))
+    )
+    return [result for batch in batches for result in batch]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalogue: Catalogue
+    bus: EventBus
+    tracker: StatusTracker
+    engine: ProbeEngine
+    recorder: Recorder
+    db_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    scheduler: IntervalScheduler
+
+    def provider(self, provider_id: str) -> ProviderSpec | None:
+        return self.catalogue.get(provider_id)
+
+    def handle(self, result: ProbeResult) -> StatusChange | None:
+        """Record one result, update the provider's status and announce any change."""
+        self.recorder.record(result)
+        self.bus.publish(result)
+        change = self.tracker.observe(result)
+        if change is not None:
+            self.recorder.record(change)
+            self.bus.publish(change)
+            log.info(
+                "status_change",
+                provider=change.provider,
+                old=change.old.value,
+                new=change.new.value,
+                reason=change.reason,
+            )
+        return change
+
+    async def check(
+        self, *, provider_ids: list[str] | None = None, scope: Scope = "health"
+    ) -> list[ProbeResult]:
+        """Probe now (all enabled providers, or the named ones) and feed the results in."""
+        if provider_ids is None:
+            specs = self.catalogue.enabled()
+        else:
+            specs = [self.catalogue.providers[pid] for pid in provider_ids]
+        results = await run_checks(
+            self.engine, specs, scope=scope, concurrency=self.settings.probe_concurrency
+        )
+        for result in results:
+            self.handle(result)
+        return results
+
+    def schedule_health_checks(self) -> None:
+        for spec in self.catalogue.enabled():
+
+            async def job(pid: str = spec.id) -> None:
+                await self.check(provider_ids=[pid])
+
+            # The first round runs within the first few seconds so a fresh start shows status
+            # quickly, spread so providers are not all probed in one burst.
+            self.scheduler.add(
+                f"health:{spec.id}",
+                self.settings.health_interval_s,
+                job,
+                first_within=min(3.0, self.settings.health_interval_s),
+            )
+
+
+async def _restore_statuses(runtime: Runtime) -> None:
+    async with runtime.sessions() as session:
+        latest = await status_repo.latest_status(session)
+    for provider, row in latest.items():
+        if provider in runtime.catalogue.providers:
+            runtime.tracker.restore(
+                provider,
+                status=Status(row["status"]),
+                reason=f"restored: {row['reason']}",
+                at=row["changed_at"],
+            )
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, catalogue: Catalogue | None = None, start_scheduler: bool | None = None
+) -> AsyncIterator[Runtime]:
+    """Build, start and (on exit) stop everything, flushing the recorder last."""
+    catalogue = catalogue or load_catalogue(user_dir=settings.catalogue_dir)
+    await upgrade(settings.database_url)
+    db_engine = create_engine(settings.database_url)
+    sessions = create_sessionmaker(db_engine)
+    async with sessions() as session:
+        await provider_repo.sync_providers(
+            session,
+            providers=[
+                {
+                    "id": spec.id,
+                    "name": spec.name,
+                    "category": spec.category.value,
+                    "base_url": spec.base_url,
+                    "enabled": spec.enabled,
+                }
+                for spec in catalogue.providers.values()
+            ],
+        )
+    http = create_session(connection_limit=settings.probe_concurrency)
+    recorder = Recorder(
+        sessions,
+        batch_size=settings.recorder_batch_size,
+        flush_interval_s=settings.recorder_flush_ms / 1000,
+    )
+    runtime = Runtime(
+        settings=settings,
+        catalogue=catalogue,
+        bus=EventBus(),
+        tracker=StatusTracker(catalogue.providers, window=settings.status_window),
+        engine=ProbeEngine(
+            session=http,
+            keys=key_pools(catalogue, settings),
+            upstream_override=settings.upstream_override,
+            max_body_bytes=settings.max_body_bytes,
+            retry=RetryPolicy(),
+        ),
+        recorder=recorder,
+        db_engine=db_engine,
+        sessions=sessions,
+        scheduler=IntervalScheduler(concurrency=settings.probe_concurrency),
+    )
+    await _restore_statuses(runtime)
+    await recorder.start()
+    run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
+    if run_scheduler:
+        runtime.schedule_health_checks()
+        runtime.scheduler.start()
+    log.info(
+        "started",
+        providers=len(catalogue.providers),
+        enabled=len(catalogue.enabled()),
+        upstream_override=settings.upstream_override,
+    )
+    try:
+        yield runtime
+    finally:
+        await runtime.scheduler.stop()
+        await http.close()
+        await recorder.stop()
+        await db_engine.dispose()

@@ -1,0 +1,107 @@
+"""Status derivation (DESIGN.md §3) and the tracker's state machine over time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apiwatch.analysis.status import consecutive_failures, derive_status
+from apiwatch.domain import Outcome, ProbeResult, Status
+from apiwatch.tracker import StatusTracker
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def results(*outcomes: Outcome) -> list[ProbeResult]:
+    return [
+        ProbeResult("p", "health", o, T0 + timedelta(seconds=i), reason=f"r{i}")
+        for i, o in enumerate(outcomes)
+    ]
+
+
+OK, SLOW, TIMEOUT, RL, SKIP, ERR = (
+    Outcome.OK,
+    Outcome.SLOW,
+    Outcome.TIMEOUT,
+    Outcome.RATE_LIMITED,
+    Outcome.SKIPPED,
+    Outcome.SERVER_ERROR,
+)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "status"),
+    [
+        ((), Status.UNKNOWN),
+        ((SKIP, SKIP), Status.UNKNOWN),
+        ((OK,), Status.ONLINE),
+        ((OK, TIMEOUT), Status.DEGRADED),
+        ((OK, TIMEOUT, ERR), Status.DEGRADED),
+        ((OK, TIMEOUT, ERR, ERR), Status.OFFLINE),
+        ((TIMEOUT, SKIP, ERR, SKIP, ERR), Status.OFFLINE),
+        ((ERR, ERR, ERR, OK), Status.DEGRADED),  # recovered, but 75 % errors in the window
+        ((OK,) * 9 + (ERR, ERR, ERR) + (OK,) * 30, Status.ONLINE),
+        ((OK, RL), Status.DEGRADED),
+        ((RL, RL, RL, RL), Status.DEGRADED),  # throttled is not down
+        ((OK, SLOW), Status.DEGRADED),
+    ],
+)
+def test_status_from_outcomes(outcomes: tuple[Outcome, ...], status: Status) -> None:
+    assert derive_status(results(*outcomes))[0] is status
+
+
+def test_error_rate_of_ten_percent_degrades_and_below_does_not() -> None:
+    assert derive_status(results(*(OK,) * 8, ERR, OK))[0] is Status.DEGRADED  # 10 %
+    assert derive_status(results(*(OK,) * 9, ERR, OK))[0] is Status.ONLINE  # 9.1 %
+
+
+def test_open_breaker_and_stale_data_override() -> None:
+    assert derive_status(results(OK), breaker_open=True) == (Status.OFFLINE, "circuit breaker open")
+    assert derive_status(results(OK), stale=True)[0] is Status.DEGRADED
+
+
+def test_offline_reason_names_the_count_and_the_last_failure() -> None:
+    status, reason = derive_status(results(ERR, ERR, TIMEOUT))
+    assert status is Status.OFFLINE
+    assert reason == "3 consecutive failures; last: timeout (r2)"
+
+
+def test_unknown_reason_says_why_it_was_not_probed() -> None:
+    only_skipped = [ProbeResult("p", "health", SKIP, T0, reason="no_key")]
+    assert derive_status(only_skipped) == (Status.UNKNOWN, "not probed: no_key")
+
+
+def test_consecutive_failures_ignores_skipped_and_stops_at_success() -> None:
+    assert consecutive_failures(results(ERR, OK, ERR, SKIP, TIMEOUT)) == 2
+
+
+def test_tracker_emits_one_change_per_transition() -> None:
+    tracker = StatusTracker(["p"], clock=lambda: T0)
+    seen = [tracker.observe(r) for r in results(OK, OK, ERR, ERR, ERR, ERR, OK)]
+    transitions = [(c.old, c.new) for c in seen if c is not None]
+    assert transitions == [
+        (Status.UNKNOWN, Status.ONLINE),
+        (Status.ONLINE, Status.DEGRADED),
+        (Status.DEGRADED, Status.OFFLINE),
+        (Status.OFFLINE, Status.DEGRADED),  # one success, but the window is mostly errors
+    ]
+    state = tracker.state("p")
+    assert state.status is Status.DEGRADED
+    assert state.consecutive_failures == 0
+    assert state.last_result is not None and state.last_result.outcome is OK
+
+
+def test_tracker_window_forgets_old_failures() -> None:
+    tracker = StatusTracker(["p"], window=5)
+    for r in results(ERR, ERR, ERR, OK, OK, OK, OK, OK):
+        tracker.observe(r)
+    assert tracker.state("p").status is Status.ONLINE
+
+
+def test_restored_status_is_kept_until_new_evidence() -> None:
+    tracker = StatusTracker(["p"])
+    tracker.restore("p", status=Status.OFFLINE, reason="restored", at=T0)
+    assert tracker.state("p").status is Status.OFFLINE
+    change = tracker.observe(results(OK)[0])
+    assert change is not None and (change.old, change.new) == (Status.OFFLINE, Status.ONLINE)

@@ -1,0 +1,231 @@
+"""The REST API over real HTTP: a uvicorn server, the simulator upstream, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from apiwatch.api.app import create_app
+from apiwatch.catalogue.loader import load_catalogue
+from apiwatch.settings import Settings
+from apiwatch.simulator import Scenario, Simulator
+
+SECRET = "TOPSECRET-etherscan-0123456789"
+KEYED = {
+    name: f"{SECRET}-{name}"
+    for spec in load_catalogue().providers.values()
+    for name in spec.auth.keys
+}
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    sim: Simulator
+    settings: Settings
+
+
+async def serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    config = uvicorn.Config(
+        create_app(settings, start_scheduler=False),
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, task, port
+
+
+@pytest.fixture
+async def api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+    for name, value in KEYED.items():
+        monkeypatch.setenv(name, value)
+    async with Simulator(port=0) as sim:
+        settings = Settings(
+            _env_file=None,
+            database_url=db_url,
+            upstream_override=sim.url,
+            recorder_flush_ms=10,
+        )
+        server, task, port = await serve(settings)
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", timeout=30
+            ) as client:
+                yield Api(client, sim, settings)
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def trigger(api: Api, **body: object) -> dict:
+    response = await api.client.post("/api/schedule/trigger", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def settle() -> None:
+    await asyncio.sleep(0.1)  # the recorder flushes every 10 ms in these tests
+
+
+async def test_trigger_all_probes_every_enabled_provider_and_all_go_online(api: Api) -> None:
+    ran = await trigger(api)
+    enabled = {spec.id for spec in load_catalogue().enabled()}
+    assert {r["provider"] for r in ran["results"]} == enabled
+    assert all(r["outcome"] == "ok" for r in ran["results"]), ran["results"]
+    providers = (await api.client.get("/api/providers")).json()
+    status = {p["id"]: p["status"] for p in providers}
+    assert {pid for pid, s in status.items() if s == "online"} == enabled
+    assert {pid for pid, s in status.items() if s == "unknown"} == {
+        "thegraph",
+        "blockchair",
+        "glassnode",
+    }
+    await settle()
+    overall = (await api.client.get("/api/status")).json()
+    assert overall["counts"]["online"] == len(enabled)
+    assert overall["health_score"] == 100.0
+    assert overall["last_check_at"] is not None
+
+
+async def test_provider_goes_degraded_then_offline_and_changes_are_stored(api: Api) -> None:
+    await trigger(api, provider="binance")
+    api.sim.set_scenario("binance", Scenario("down", {"status": 503}))
+    seen = []
+    for _ in range(3):
+        ran = await trigger(api, provider="binance")
+        seen.append(ran["statuses"]["binance"]["status"])
+    assert seen == ["degraded", "degraded", "offline"]
+    await settle()
+    detail = (await api.client.get("/api/providers/binance")).json()
+    assert detail["status"] == "offline"
+    assert detail["consecutive_failures"] == 3
+    assert detail["last_outcome"] == "server_error"
+    assert [(c["old_status"], c["new_status"]) for c in detail["recent_changes"]][:3] == [
+        ("degraded", "offline"),
+        ("online", "degraded"),
+        ("unknown", "online"),
+    ]
+    offline = (await api.client.get("/api/providers", params={"status": "offline"})).json()
+    assert [p["id"] for p in offline] == ["binance"]
+    overall = (await api.client.get("/api/status")).json()
+    assert overall["counts"]["offline"] == 1
+
+
+async def test_uptime_counts_successes_over_24h(api: Api) -> None:
+    await trigger(api, provider="coingecko")
+    api.sim.set_scenario("coingecko", Scenario("down", {"status": 500}))
+    await trigger(api, provider="coingecko")
+    await settle()
+    [gecko] = [
+        p
+        for p in (await api.client.get("/api/providers", params={"category": "market_data"})).json()
+        if p["id"] == "coingecko"
+    ]
+    assert gecko["checks_24h"] == 2
+    assert gecko["uptime_24h_pct"] == 50.0
+
+
+async def test_logs_are_paginated_and_filtered(api: Api) -> None:
+    api.sim.set_scenario("etherscan", Scenario("rate_limited", {}))
+    await trigger(api, scope="all")
+    await settle()
+    page = (await api.client.get("/api/logs", params={"limit": 5})).json()
+    assert page["limit"] == 5 and len(page["items"]) == 5 and page["total"] > 5
+    second = (await api.client.get("/api/logs", params={"limit": 5, "offset": 5})).json()
+    assert {i["id"] for i in page["items"]}.isdisjoint({i["id"] for i in second["items"]})
+    limited = (
+        await api.client.get("/api/logs", params={"provider": "etherscan", "outcome": "rate_limited"})
+    ).json()
+    endpoints = len(load_catalogue().providers["etherscan"].all_endpoints())
+    assert limited["total"] == endpoints
+    assert all(i["status_code"] == 200 for i in limited["items"])
+
+
+async def test_failures_report_distribution_top_providers_and_remediation(api: Api) -> None:
+    api.sim.set_scenario("binance", Scenario("down", {"status": 502}))
+    api.sim.set_scenario("cryptocompare", Scenario("garbage", {}))
+    await trigger(api)
+    await settle()
+    body = (await api.client.get("/api/failures")).json()
+    by = {row["outcome"]: row for row in body["by_outcome"]}
+    assert by["server_error"]["count"] == 1
+    assert by["invalid_payload"]["count"] == 1
+    assert "5xx" in by["server_error"]["remediation"]
+    assert {row["provider"] for row in body["top_providers"]} == {"binance", "cryptocompare"}
+    assert {row["provider"] for row in body["recent"]} == {"binance", "cryptocompare"}
+    assert set(body["remediation"]) >= {"timeout", "rate_limited", "auth_error"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "says"),
+    [
+        ("get", "/api/logs", {"params": {"outcome": "meh"}}, 422, "ok"),
+        ("get", "/api/logs", {"params": {"limit": 0}}, 422, "greater than"),
+        ("get", "/api/logs", {"params": {"since": "yesterday"}}, 422, "datetime"),
+        ("get", "/api/logs", {"params": {"provider": "nope"}}, 404, "unknown provider"),
+        (
+            "get",
+            "/api/logs",
+            {"params": {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}},
+            400,
+            "since",
+        ),
+        ("get", "/api/providers", {"params": {"category": "stocks"}}, 422, "market_data"),
+        ("get", "/api/providers/nope", {}, 404, "coingecko"),
+        ("get", "/api/failures", {"params": {"hours": -1}}, 422, "greater than"),
+        ("post", "/api/schedule/trigger", {"json": {"provider": "nope"}}, 404, "unknown"),
+        ("post", "/api/schedule/trigger", {"json": {"provider": "glassnode"}}, 409, "disabled"),
+        ("post", "/api/schedule/trigger", {"json": {"scope": "everything"}}, 422, "health"),
+        ("post", "/api/schedule/trigger", {"json": {"provder": "x"}}, 422, "provder"),
+        ("post", "/api/schedule/trigger", {"content": b"{not json"}, 422, "JSON"),
+    ],
+)
+async def test_bad_input_gets_a_clear_4xx(
+    api: Api, method: str, path: str, kwargs: dict, status: int, says: str
+) -> None:
+    if "content" in kwargs:
+        kwargs = {**kwargs, "headers": {"content-type": "application/json"}}
+    response = await getattr(api.client, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    assert says in response.text
+
+
+async def test_openapi_docs_are_served(api: Api) -> None:
+    assert (await api.client.get("/docs")).status_code == 200
+    assert (await api.client.get("/redoc")).status_code == 200
+    spec = (await api.client.get("/openapi.json")).json()
+    assert {"/api/status", "/api/providers", "/api/logs", "/api/failures",
+            "/api/schedule/trigger"} <= set(spec["paths"])
+
+
+async def test_keys_never_appear_in_api_output_or_logs(
+    api: Api, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api.sim.set_scenario("etherscan", Scenario("auth_failure", {}))
+    await trigger(api, scope="all")
+    await settle()
+    bodies = [
+        (await api.client.get(path)).text
+        for path in ("/api/logs?limit=1000", "/api/providers", "/api/providers/etherscan",
+                     "/api/failures", "/api/status")
+    ]
+    captured = capsys.readouterr()
+    for text in [*bodies, caplog.text, captured.out, captured.err]:
+        assert SECRET not in text
+    logs = (await api.client.get("/api/logs", params={"provider": "etherscan"})).json()
+    assert logs["items"][0]["key_label"].startswith("ETHERSCAN_KEY_1=TOPS…")

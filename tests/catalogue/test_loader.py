@@ -1,0 +1,117 @@
+"""The catalogue: the built-in files load, and a bad file names file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apiwatch.catalogue.loader import CatalogueError, load_catalogue, load_file
+from apiwatch.domain import Category
+
+EXPECTED = {
+    "coingecko": Category.MARKET_DATA,
+    "coinmarketcap": Category.MARKET_DATA,
+    "cryptocompare": Category.MARKET_DATA,
+    "binance": Category.MARKET_DATA,
+    "etherscan": Category.BLOCKCHAIN_EXPLORERS,
+    "bscscan": Category.BLOCKCHAIN_EXPLORERS,
+    "tronscan": Category.BLOCKCHAIN_EXPLORERS,
+    "cryptopanic": Category.NEWS,
+    "newsapi": Category.NEWS,
+    "alternative_me": Category.SENTIMENT,
+    "thegraph": Category.ONCHAIN,
+    "blockchair": Category.ONCHAIN,
+    "glassnode": Category.ONCHAIN,
+}
+
+GOOD = """\
+id: acme
+name: Acme
+category: market_data
+base_url: https://api.acme.test
+health:
+  path: /ping
+"""
+
+
+def test_builtin_catalogue_has_every_provider_with_its_category() -> None:
+    catalogue = load_catalogue()
+    assert {pid: spec.category for pid, spec in catalogue.providers.items()} == EXPECTED
+
+
+def test_onchain_placeholders_are_disabled_and_the_rest_enabled() -> None:
+    catalogue = load_catalogue()
+    disabled = {spec.id for spec in catalogue.providers.values() if not spec.enabled}
+    assert disabled == {"thegraph", "blockchair", "glassnode"}
+
+
+def test_etherscan_uses_the_v2_multichain_api_with_a_key_pool() -> None:
+    spec = load_catalogue().providers["etherscan"]
+    assert spec.health.path == "/v2/api"
+    assert spec.health.params["chainid"] == 1
+    assert spec.auth.keys == ["ETHERSCAN_KEY_1", "ETHERSCAN_KEY_2"]
+    assert spec.auth.required
+    assert load_catalogue().providers["bscscan"].health.params["chainid"] == 56
+
+
+def test_user_directory_adds_providers_and_overrides_ours_by_id(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(GOOD)
+    (tmp_path / "binance.yaml").write_text(
+        GOOD.replace("id: acme", "id: binance").replace("Acme", "My Binance")
+    )
+    catalogue = load_catalogue(user_dir=tmp_path)
+    assert catalogue.providers["acme"].name == "Acme"
+    assert catalogue.providers["binance"].name == "My Binance"
+    assert catalogue.sources["binance"] == tmp_path / "binance.yaml"
+    assert "coingecko" in catalogue.providers
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "says"),
+    [
+        (GOOD.replace("market_data", "markets"), 3, "category", "market_data"),
+        (GOOD + "rate_limits: {per_minute: -5}\n", 7, "rate_limits.per_minute", "greater than"),
+        (GOOD + "  expect:\n    - {statuz: 200}\n", 8, "health.expect.0.statuz", "unknown field"),
+        (GOOD.replace("id: acme", "id: Acme!"), 1, "id", "pattern"),
+        (GOOD.replace("  path: /ping", "  path: ping"), 6, "health.path", "start with '/'"),
+        (GOOD + "auth: {in: query, name: k, keys: [sk-live-123]}\n", 7, "auth", "environment"),
+        (GOOD.replace("name: Acme\n", ""), 1, "name", "required field is missing"),
+    ],
+)
+def test_bad_file_names_file_line_field_and_what_was_expected(
+    tmp_path: Path, text: str, line: int, field: str, says: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(CatalogueError) as caught:
+        load_file(path)
+    problem = caught.value.problems[0]
+    assert problem.file == path
+    assert problem.line == line
+    assert problem.field == field
+    assert says in problem.message
+    assert f"{path}:{line}: {field}:" in str(caught.value)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(GOOD + "endpoints: {a: [\n")
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(user_dir=tmp_path)
+    assert caught.value.problems[0].file == path
+    assert caught.value.problems[0].field == "(yaml)"
+    assert caught.value.problems[0].line is not None
+
+
+def test_literal_key_in_auth_keys_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = tmp_path / "leak.yaml"
+    path.write_text(GOOD + "auth: {in: query, name: k, keys: [sk-live-abcdef123456]}\n")
+    with pytest.raises(CatalogueError) as caught:
+        load_file(path)
+    assert "abcdef123456" not in str(caught.value)
+
+
+def test_missing_user_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogueError, match="does not exist"):
+        load_catalogue(user_dir=tmp_path / "nope")

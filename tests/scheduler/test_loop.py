@@ -1,0 +1,77 @@
+"""The interval scheduler: runs on a fixed grid, never overlaps a job, survives failures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from apiwatch.scheduler.loop import IntervalScheduler
+
+
+async def test_jobs_run_on_their_interval_and_stop_cleanly() -> None:
+    scheduler = IntervalScheduler()
+    runs: list[float] = []
+
+    async def job() -> None:
+        runs.append(time.monotonic())
+
+    scheduler.add("tick", 0.05, job, first_within=0)
+    scheduler.start()
+    await asyncio.sleep(0.28)
+    await scheduler.stop()
+    count = len(runs)
+    assert 4 <= count <= 7
+    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    assert all(0.03 < gap < 0.1 for gap in gaps), gaps
+    await asyncio.sleep(0.1)
+    assert len(runs) == count  # nothing runs after stop
+
+
+async def test_a_slow_job_is_not_started_twice() -> None:
+    scheduler = IntervalScheduler()
+    running = 0
+    peak = 0
+
+    async def slow() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.12)
+        running -= 1
+
+    scheduler.add("slow", 0.03, slow, first_within=0)
+    scheduler.start()
+    await asyncio.sleep(0.3)
+    await scheduler.stop()
+    assert peak == 1
+    assert scheduler.jobs()["slow"].overlaps >= 3
+
+
+async def test_a_failing_job_keeps_its_schedule() -> None:
+    scheduler = IntervalScheduler()
+    calls = 0
+
+    async def boom() -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("upstream garbage")
+
+    scheduler.add("boom", 0.03, boom, first_within=0)
+    scheduler.start()
+    await asyncio.sleep(0.2)
+    await scheduler.stop()
+    assert calls >= 3
+
+
+async def test_first_runs_are_spread_within_the_window() -> None:
+    scheduler = IntervalScheduler()
+
+    async def noop() -> None:
+        return None
+
+    now = time.monotonic()
+    for i in range(50):
+        scheduler.add(f"j{i}", 60, noop, first_within=2.0)
+    offsets = [job.next_at - now for job in scheduler.jobs().values()]
+    assert all(-0.01 <= offset <= 2.01 for offset in offsets)
+    assert max(offsets) - min(offsets) > 1.0  # spread, not one burst
