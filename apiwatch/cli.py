@@ -31,7 +31,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _OUTCOME_STYLE = {
     Outcome.OK: "green",
@@ -63,7 +63,7 @@ def _catalogue(settings: Settings) -> Catalogue:
     try:
         return load_catalogue(user_dir=settings.catalogue_dir)
     except CatalogueError as exc:
-        err.print(f"[red]{exc}[/red]", markup=False, highlight=False)
+        sys.stderr.write(f"{exc}\n")  # verbatim: file paths and messages must not be re-wrapped
         raise typer.Exit(2) from exc
 
 
@@ -128,7 +128,9 @@ def check(
     if provider is not None:
         spec = catalogue.get(provider)
         if spec is None:
-            err.print(f"unknown provider {provider!r}; known: {', '.join(sorted(catalogue.providers))}")
+            err.print(
+                f"unknown provider {provider!r}; known: {', '.join(sorted(catalogue.providers))}"
+            )
             raise typer.Exit(2)
         specs = [spec]
     else:
@@ -170,7 +172,9 @@ def check(
 @app.command()
 def simulate(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 7861,
-    host: Annotated[str, typer.Option(help="Address to bind (loopback only by default)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind (loopback only by default)")
+    ] = "127.0.0.1",
     scenario: Annotated[
         list[str] | None,
         typer.Option(help="PROVIDER=NAME[:param=value,...], e.g. binance=down:status=502"),

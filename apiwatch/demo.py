@@ -50,8 +50,11 @@ async def run_demo(settings: Settings, *, sim_port: int, say: Callable[[str], No
         say(f"[bold]demo[/bold] simulator on {sim.url} (all providers, demo keys)")
         say(
             f"[bold]demo[/bold] apiwatch on http://{settings.host}:{settings.port}  "
-            f"· health checks every {settings.health_interval_s:g}s · "
-            f"watch: curl -s localhost:{settings.port}/api/providers | jq '.[]|{{id,status,reason}}'"
+            f"· health checks every {settings.health_interval_s:g}s"
+        )
+        say(
+            f"[bold]demo[/bold] watch: curl -s localhost:{settings.port}/api/providers"
+            " | jq '.[]|{id,status,reason}'"
         )
         config = uvicorn.Config(
             create_app(settings), host=settings.host, port=settings.port, log_config=None

@@ -91,7 +91,9 @@ async def main(args: argparse.Namespace) -> None:
             bare_rates.append(await bare(url, args.probes, args.concurrency))
             engine_rates.append(await engine_rate(override, args.probes, args.concurrency))
         b, e = statistics.median(bare_rates), statistics.median(engine_rates)
-        print(f"probes per round: {args.probes}, concurrency {args.concurrency}, rounds {args.rounds}")
+        print(
+            f"probes per round: {args.probes}, concurrency {args.concurrency}, rounds {args.rounds}"
+        )
         print(f"bare aiohttp GET      median {b:8.0f} req/s   {[round(x) for x in bare_rates]}")
         print(f"apiwatch ProbeEngine  median {e:8.0f} probes/s {[round(x) for x in engine_rates]}")
         print(f"engine / bare ratio   {e / b:.2f}")

@@ -123,9 +123,7 @@ def _is_type_tag(part: str | int) -> bool:
     )
 
 
-def load_catalogue(
-    *, user_dir: Path | None = None, builtin_dir: Path = BUILTIN_DIR
-) -> Catalogue:
+def load_catalogue(*, user_dir: Path | None = None, builtin_dir: Path = BUILTIN_DIR) -> Catalogue:
     """Load the built-in catalogue, then the user's files, which override by provider id."""
     providers: dict[str, ProviderSpec] = {}
     sources: dict[str, Path] = {}

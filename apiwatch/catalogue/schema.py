@@ -35,9 +35,7 @@ class Check(_Strict):
     equals: Any = None
     not_equals: Any = None
     matches: str | None = None
-    type: Literal["string", "number", "integer", "boolean", "object", "array", "null"] | None = (
-        None
-    )
+    type: Literal["string", "number", "integer", "boolean", "object", "array", "null"] | None = None
     exists: bool | None = None
     min_items: int | None = Field(default=None, ge=0)
 

@@ -55,8 +55,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_failure(check: Check, *, status: int, document: Any, body_is_json: bool,
-                  latency_ms: float) -> str | None:
+def check_failure(
+    check: Check, *, status: int, document: Any, body_is_json: bool, latency_ms: float
+) -> str | None:
     """None when the check holds, else a sentence saying what failed."""
     if check.status is not None:
         allowed = check.status if isinstance(check.status, list) else [check.status]

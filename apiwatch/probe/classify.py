@@ -85,7 +85,10 @@ def _parse_body(body: bytes) -> tuple[Any, str | None]:
         return _MISSING, "empty body"
     if _HTML.match(body[:512]):
         title = _TITLE.search(body[:4096].decode("utf-8", "replace"))
-        return _MISSING, f"HTML page instead of JSON ({title.group(1).strip() if title else 'no title'})"
+        return (
+            _MISSING,
+            f"HTML page instead of JSON ({title.group(1).strip() if title else 'no title'})",
+        )
     try:
         return json.loads(body), None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -148,7 +151,9 @@ def classify_response(
     payload = None if document is _MISSING else document
     slow_ms = _slow_threshold(provider, endpoint)
     if latency_ms > slow_ms:
-        return Classified(Outcome.SLOW, f"{latency_ms:.0f} ms over the {slow_ms:.0f} ms threshold", payload)
+        return Classified(
+            Outcome.SLOW, f"{latency_ms:.0f} ms over the {slow_ms:.0f} ms threshold", payload
+        )
     return Classified(Outcome.OK, "", payload)
 
 
@@ -168,9 +173,14 @@ def classify_exception(exc: BaseException) -> Classified:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
         return Classified(Outcome.CONNECTION_ERROR, "TLS handshake failed")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return Classified(Outcome.CONNECTION_ERROR, f"cannot connect ({exc.os_error.strerror or exc.os_error.__class__.__name__})")
+        return Classified(
+            Outcome.CONNECTION_ERROR,
+            f"cannot connect ({exc.os_error.strerror or exc.os_error.__class__.__name__})",
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return Classified(Outcome.CONNECTION_ERROR, "server closed the connection without a response")
+        return Classified(
+            Outcome.CONNECTION_ERROR, "server closed the connection without a response"
+        )
     if isinstance(exc, aiohttp.ClientPayloadError):
         return Classified(Outcome.CONNECTION_ERROR, "connection broke while reading the body")
     if isinstance(exc, aiohttp.ClientResponseError):

@@ -44,7 +44,7 @@ class IntervalScheduler:
     ) -> None:
         self._clock = clock
         self._jitter = jitter
-        self._rng = rng or random.Random()  # noqa: S311 - spreading load, not security
+        self._rng = rng or random.Random()
         self._limit = asyncio.Semaphore(concurrency)
         self._jobs: dict[str, ScheduledJob] = {}
         self._running = False

@@ -15,6 +15,7 @@ from apiwatch.api.app import create_app
 from apiwatch.catalogue.loader import load_catalogue
 from apiwatch.settings import Settings
 from apiwatch.simulator import Scenario, Simulator
+from tests.conftest import empty_tables
 
 SECRET = "TOPSECRET-etherscan-0123456789"
 KEYED = {
@@ -50,7 +51,9 @@ async def serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None],
 
 
 @pytest.fixture
-async def api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+async def api(migrated_db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+    db_url = migrated_db_url
+    await empty_tables(db_url)
     for name, value in KEYED.items():
         monkeypatch.setenv(name, value)
     async with Simulator(port=0) as sim:
@@ -62,9 +65,7 @@ async def api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api
         )
         server, task, port = await serve(settings)
         try:
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", timeout=30
-            ) as client:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 yield Api(client, sim, settings)
         finally:
             server.should_exit = True
@@ -148,11 +149,17 @@ async def test_logs_are_paginated_and_filtered(api: Api) -> None:
     second = (await api.client.get("/api/logs", params={"limit": 5, "offset": 5})).json()
     assert {i["id"] for i in page["items"]}.isdisjoint({i["id"] for i in second["items"]})
     limited = (
-        await api.client.get("/api/logs", params={"provider": "etherscan", "outcome": "rate_limited"})
+        await api.client.get(
+            "/api/logs", params={"provider": "etherscan", "outcome": "rate_limited"}
+        )
     ).json()
     endpoints = len(load_catalogue().providers["etherscan"].all_endpoints())
     assert limited["total"] == endpoints
     assert all(i["status_code"] == 200 for i in limited["items"])
+    naive = await api.client.get("/api/logs", params={"since": "2000-01-01T00:00:00"})
+    assert naive.status_code == 200 and naive.json()["total"] == page["total"]
+    future = await api.client.get("/api/logs", params={"since": "2999-01-01T00:00:00Z"})
+    assert future.json()["total"] == 0
 
 
 async def test_failures_report_distribution_top_providers_and_remediation(api: Api) -> None:
@@ -170,46 +177,49 @@ async def test_failures_report_distribution_top_providers_and_remediation(api: A
     assert set(body["remediation"]) >= {"timeout", "rate_limited", "auth_error"}
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "kwargs", "status", "says"),
-    [
-        ("get", "/api/logs", {"params": {"outcome": "meh"}}, 422, "ok"),
-        ("get", "/api/logs", {"params": {"limit": 0}}, 422, "greater than"),
-        ("get", "/api/logs", {"params": {"since": "yesterday"}}, 422, "datetime"),
-        ("get", "/api/logs", {"params": {"provider": "nope"}}, 404, "unknown provider"),
-        (
-            "get",
-            "/api/logs",
-            {"params": {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}},
-            400,
-            "since",
-        ),
-        ("get", "/api/providers", {"params": {"category": "stocks"}}, 422, "market_data"),
-        ("get", "/api/providers/nope", {}, 404, "coingecko"),
-        ("get", "/api/failures", {"params": {"hours": -1}}, 422, "greater than"),
-        ("post", "/api/schedule/trigger", {"json": {"provider": "nope"}}, 404, "unknown"),
-        ("post", "/api/schedule/trigger", {"json": {"provider": "glassnode"}}, 409, "disabled"),
-        ("post", "/api/schedule/trigger", {"json": {"scope": "everything"}}, 422, "health"),
-        ("post", "/api/schedule/trigger", {"json": {"provder": "x"}}, 422, "provder"),
-        ("post", "/api/schedule/trigger", {"content": b"{not json"}, 422, "JSON"),
-    ],
-)
-async def test_bad_input_gets_a_clear_4xx(
-    api: Api, method: str, path: str, kwargs: dict, status: int, says: str
-) -> None:
-    if "content" in kwargs:
-        kwargs = {**kwargs, "headers": {"content-type": "application/json"}}
-    response = await getattr(api.client, method)(path, **kwargs)
-    assert response.status_code == status, response.text
-    assert says in response.text
+BAD_INPUT = [
+    ("get", "/api/logs", {"params": {"outcome": "meh"}}, 422, "ok"),
+    ("get", "/api/logs", {"params": {"limit": 0}}, 422, "greater than"),
+    ("get", "/api/logs", {"params": {"since": "yesterday"}}, 422, "datetime"),
+    ("get", "/api/logs", {"params": {"provider": "nope"}}, 404, "unknown provider"),
+    (
+        "get",
+        "/api/logs",
+        {"params": {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}},
+        400,
+        "since",
+    ),
+    ("get", "/api/providers", {"params": {"category": "stocks"}}, 422, "market_data"),
+    ("get", "/api/providers/nope", {}, 404, "coingecko"),
+    ("get", "/api/failures", {"params": {"hours": -1}}, 422, "greater than"),
+    ("post", "/api/schedule/trigger", {"json": {"provider": "nope"}}, 404, "unknown"),
+    ("post", "/api/schedule/trigger", {"json": {"provider": "glassnode"}}, 409, "disabled"),
+    ("post", "/api/schedule/trigger", {"json": {"scope": "everything"}}, 422, "health"),
+    ("post", "/api/schedule/trigger", {"json": {"provder": "x"}}, 422, "provder"),
+    ("post", "/api/schedule/trigger", {"content": b"{not json"}, 422, "JSON"),
+]
+
+
+async def test_bad_input_gets_a_clear_4xx_never_a_500(api: Api) -> None:
+    for method, path, kwargs, status, says in BAD_INPUT:
+        if "content" in kwargs:
+            kwargs = {**kwargs, "headers": {"content-type": "application/json"}}
+        response = await getattr(api.client, method)(path, **kwargs)
+        assert response.status_code == status, (path, kwargs, response.text)
+        assert says in response.text, (path, kwargs, response.text)
 
 
 async def test_openapi_docs_are_served(api: Api) -> None:
     assert (await api.client.get("/docs")).status_code == 200
     assert (await api.client.get("/redoc")).status_code == 200
     spec = (await api.client.get("/openapi.json")).json()
-    assert {"/api/status", "/api/providers", "/api/logs", "/api/failures",
-            "/api/schedule/trigger"} <= set(spec["paths"])
+    assert {
+        "/api/status",
+        "/api/providers",
+        "/api/logs",
+        "/api/failures",
+        "/api/schedule/trigger",
+    } <= set(spec["paths"])
 
 
 async def test_keys_never_appear_in_api_output_or_logs(
@@ -221,8 +231,13 @@ async def test_keys_never_appear_in_api_output_or_logs(
     await settle()
     bodies = [
         (await api.client.get(path)).text
-        for path in ("/api/logs?limit=1000", "/api/providers", "/api/providers/etherscan",
-                     "/api/failures", "/api/status")
+        for path in (
+            "/api/logs?limit=1000",
+            "/api/providers",
+            "/api/providers/etherscan",
+            "/api/failures",
+            "/api/status",
+        )
     ]
     captured = capsys.readouterr()
     for text in [*bodies, caplog.text, captured.out, captured.err]:

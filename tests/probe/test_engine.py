@@ -100,8 +100,16 @@ async def test_binance_429_escalates_to_418_with_retry_after(
 
 @pytest.mark.parametrize(
     "provider",
-    ["coingecko", "coinmarketcap", "cryptocompare", "etherscan", "bscscan", "newsapi",
-     "cryptopanic", "tronscan"],
+    [
+        "coingecko",
+        "coinmarketcap",
+        "cryptocompare",
+        "etherscan",
+        "bscscan",
+        "newsapi",
+        "cryptopanic",
+        "tronscan",
+    ],
 )
 async def test_invalid_key_signal_is_auth_error(
     sim: Simulator, engine: ProbeEngine, provider: str
@@ -132,8 +140,12 @@ async def test_200_with_a_body_that_does_not_parse_is_invalid_payload(
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(503, Outcome.SERVER_ERROR), (500, Outcome.SERVER_ERROR), (404, Outcome.CLIENT_ERROR),
-     (451, Outcome.CLIENT_ERROR)],
+    [
+        (503, Outcome.SERVER_ERROR),
+        (500, Outcome.SERVER_ERROR),
+        (404, Outcome.CLIENT_ERROR),
+        (451, Outcome.CLIENT_ERROR),
+    ],
 )
 async def test_http_status_classes(
     sim: Simulator, engine: ProbeEngine, status: int, outcome: Outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from apiwatch.scheduler.loop import IntervalScheduler
@@ -21,7 +22,7 @@ async def test_jobs_run_on_their_interval_and_stop_cleanly() -> None:
     await scheduler.stop()
     count = len(runs)
     assert 4 <= count <= 7
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert all(0.03 < gap < 0.1 for gap in gaps), gaps
     await asyncio.sleep(0.1)
     assert len(runs) == count  # nothing runs after stop

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -48,6 +48,10 @@ async def get_logs(
 ) -> LogPage:
     if provider is not None:
         known_provider(runtime, provider)
+    # A time without an offset is read as UTC, the zone everything here is stored in.
+    since, until = (
+        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (since, until)
+    )
     if since and until and since > until:
         raise HTTPException(400, "since must not be after until")
     rows, total = await attempts.list_attempts(

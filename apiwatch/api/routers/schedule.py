@@ -37,7 +37,10 @@ async def trigger(runtime: RuntimeDep, body: TriggerIn | None = None) -> dict[st
         "scope": body.scope,
         "results": [r.as_dict() for r in results],
         "statuses": {
-            pid: {"status": runtime.tracker.state(pid).status, "reason": runtime.tracker.state(pid).reason}
+            pid: {
+                "status": runtime.tracker.state(pid).status,
+                "reason": runtime.tracker.state(pid).reason,
+            }
             for pid in providers
         },
     }

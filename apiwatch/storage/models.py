@@ -1,0 +1,254 @@
+"""The schema: one declarative `Base` and a typed model per table (DESIGN.md §5).
+
+Table names are the seed's and are part of the contract with dashboards and SQL users;
+`migrations/versions/` must create exactly this (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL for tables that grow by millions of rows; SQLite only autoincrements
+# a column declared exactly INTEGER PRIMARY KEY, hence the variant.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is stored in UTC and always read back timezone-aware.
+
+    SQLite has no timezone type and returns naive values; PostgreSQL returns aware ones.
+    Callers compare results with aware datetimes, so both must come back aware. Naive
+    datetimes are refused rather than guessed at: a naive value is a bug upstream.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given; pass a timezone-aware datetime "
+                "(e.g. apiwatch.domain.utcnow())"
+            )
+        value = value.astimezone(UTC)
+        # SQLite compares timestamps as text; storing every value in UTC without an offset
+        # keeps that comparison chronological.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Provider(Base):
+    """One catalogue provider, synced from the YAML files at start-up."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64))
+    base_url: Mapped[str] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConnectionAttempt(Base):
+    """One `ProbeResult`: the table everything else is derived from."""
+
+    __tablename__ = "connection_attempts"
+    __table_args__ = (
+        Index("ix_connection_attempts_provider_started_at", "provider", "started_at"),
+        Index("ix_connection_attempts_outcome_started_at", "outcome", "started_at"),
+        # "Latest check" and retention scan by time alone.
+        Index("ix_connection_attempts_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(32))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    key_label: Mapped[str | None] = mapped_column(String(64))
+    response_bytes: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StatusChangeRow(Base):
+    """One `StatusChange`; the newest per provider restores state after a restart."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (Index("ix_status_changes_provider_changed_at", "provider", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    old_status: Mapped[str] = mapped_column(String(16))
+    new_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DataCollection(Base):
+    """One normalized data point a collector took from a provider's payload."""
+
+    __tablename__ = "data_collections"
+    __table_args__ = (Index("ix_data_collections_provider_fetched_at", "provider", "fetched_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    item: Mapped[str] = mapped_column(String(200))
+    # A number (a price, a gas fee) goes in `value`; a non-numeric point (a headline, a
+    # classification like "Extreme Fear") in `text`; anything structured in `values`.
+    value: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    data_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RateLimitUsage(Base):
+    """A snapshot of how much of one rate-limit window a provider has used."""
+
+    __tablename__ = "rate_limit_usage"
+    __table_args__ = (Index("ix_rate_limit_usage_provider_recorded_at", "provider", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    window: Mapped[str] = mapped_column(String(32))
+    limit: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer)
+    # Where `used` came from: our own count, or the provider's rate-limit headers.
+    source: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduleConfig(Base):
+    """The configured interval of one provider's category of jobs."""
+
+    __tablename__ = "schedule_config"
+    __table_args__ = (UniqueConstraint("provider", "category"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    interval_s: Mapped[float] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduleCompliance(Base):
+    """Whether one planned run started on time, late, or not at all."""
+
+    __tablename__ = "schedule_compliance"
+    __table_args__ = (
+        Index("ix_schedule_compliance_provider_planned_at", "provider", "planned_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lateness_ms: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class FailureLog(Base):
+    """A failure episode of one endpoint, across its retries."""
+
+    __tablename__ = "failure_logs"
+    __table_args__ = (Index("ix_failure_logs_provider_last_at", "provider", "last_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    final_outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    """One alert through its life: fired, sent, acknowledged, resolved."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_provider_fired_at", "provider", "fired_at"),
+        # Dedup looks up the open alert with the same fingerprint.
+        Index("ix_alerts_fingerprint_state", "fingerprint", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why dedup/grouping sent or held it back; shown to users (DESIGN.md §10).
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class SystemMetric(Base):
+    """One sample of one of apiwatch's own metrics (queue depth, loop lag, ...)."""
+
+    __tablename__ = "system_metrics"
+    # No provider column: the name plays its part in the (series, time) index.
+    __table_args__ = (Index("ix_system_metrics_name_recorded_at", "name", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[float] = mapped_column(Float)
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+TABLES = Base.metadata.tables

@@ -1,0 +1,131 @@
+"""Database fixtures: a real SQLite file and a real PostgreSQL database, never mocks.
+
+Shared by every test package. PostgreSQL is the server at
+APIWATCH_TEST_POSTGRES_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test);
+every test module gets its own freshly created database, dropped afterwards. When the
+server is unreachable the PostgreSQL cases are skipped, except under CI=true, where that
+is a failure.
+
+Fixtures:
+- `postgres_server_url` (session): URL of the admin database; skips/fails if unreachable.
+- `db_url` (module, parametrized sqlite/postgres): an empty database of its own.
+- `migrated_db_url` (module): `db_url` after `upgrade()`.
+- `db_engine` (function): an engine on the migrated database; its tables are emptied
+  after the test, so each test starts from no rows.
+- `db_sessionmaker` (function): sessions on `db_engine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from apiwatch.storage.db import create_engine, create_sessionmaker
+from apiwatch.storage.migrate import upgrade_sync
+from apiwatch.storage.models import Base
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_admin_url() -> str:
+    return os.environ.get("APIWATCH_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+async def _execute_autocommit(url: str, sql: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(sql)
+    finally:
+        await engine.dispose()
+
+
+async def _probe_postgres(url: str) -> None:
+    engine = create_engine(url, connect_args={"timeout": 3})
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = _postgres_admin_url()
+    try:
+        asyncio.run(_probe_postgres(url))
+    except Exception as error:
+        message = f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {error!r}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="module")
+def _postgres_database(postgres_server_url: str) -> Iterator[str]:
+    name = f"apiwatch_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_execute_autocommit(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        # FORCE closes connections a failed test may have left open.
+        asyncio.run(
+            _execute_autocommit(
+                postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            )
+        )
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty database of this test module's own, on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "apiwatch.db"
+        return f"sqlite+aiosqlite:///{path}"
+    return request.getfixturevalue("_postgres_database")
+
+
+@pytest.fixture(scope="module")
+def migrated_db_url(db_url: str) -> str:
+    upgrade_sync(db_url)
+    return db_url
+
+
+@pytest.fixture
+async def db_engine(migrated_db_url: str) -> AsyncIterator[AsyncEngine]:
+    # Per test: asyncpg connections belong to the event loop that opened them.
+    engine = create_engine(migrated_db_url)
+    try:
+        yield engine
+        async with engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(delete(table))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def db_sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(db_engine)
+
+
+async def empty_tables(url: str) -> None:
+    """Delete every row, for tests that share a module's database but need none of its rows."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(delete(table))
+    finally:
+        await engine.dispose()
