@@ -210,7 +210,8 @@ def demo(
         database_url=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///data/demo.db"),
     )
     configure_logging(level="WARNING", json=False)
-    _run(run_demo(settings, sim_port=sim_port, say=lambda text: out.print(text)))
+    says = Console(soft_wrap=True)
+    _run(run_demo(settings, sim_port=sim_port, say=says.print))
 
 
 def _demo_key_names() -> list[str]:

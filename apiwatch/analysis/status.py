@@ -47,7 +47,7 @@ def derive_status(
         plural = "failure" if failures == 1 else "failures"
         return Status.DEGRADED, f"{failures} consecutive {plural}; last: {_describe(last)}"
     if last.outcome is Outcome.RATE_LIMITED:
-        return Status.DEGRADED, f"rate limited: {last.reason}"
+        return Status.DEGRADED, last.reason or "rate limited"
     if last.outcome is Outcome.SLOW:
         return Status.DEGRADED, f"slow: {last.reason}"
     failed = sum(1 for r in evidence if r.outcome.is_failure or r.outcome is Outcome.RATE_LIMITED)

@@ -73,7 +73,15 @@ def check_failure(
         return f"{check.json_path}: body is not JSON"
     value = find_one(document, check.json_path)
     if value is _MISSING:
-        return None if check.exists is False else f"{check.json_path} is missing"
+        # "should not equal X" holds for an absent field; every other check needs the field.
+        only_not_equals = (
+            "not_equals" in check.model_fields_set
+            and check.exists is None
+            and (check.model_fields_set <= {"json_path", "not_equals"})
+        )
+        if check.exists is False or only_not_equals:
+            return None
+        return f"{check.json_path} is missing"
     if check.exists is False:
         return f"{check.json_path} should be absent"
     if check.type is not None and not _TYPES[check.type](value):
