@@ -115,9 +115,7 @@ def check(
     Exit status: 0 when nothing failed, 1 when any endpoint failed, 2 on bad input.
     """
     from apiwatch.probe.client import create_session
-    from apiwatch.probe.engine import ProbeEngine
-    from apiwatch.probe.retry import RetryPolicy
-    from apiwatch.runtime import key_pools, run_checks
+    from apiwatch.runtime import build_engine, run_checks
 
     if (provider is None) == (not all_providers):
         err.print("name one provider, or pass --all")
@@ -138,13 +136,7 @@ def check(
 
     async def go() -> tuple[list[ProbeResult], float, int]:
         async with create_session(connection_limit=settings.probe_concurrency) as http:
-            engine = ProbeEngine(
-                session=http,
-                keys=key_pools(catalogue, settings),
-                upstream_override=settings.upstream_override,
-                max_body_bytes=settings.max_body_bytes,
-                retry=RetryPolicy(),
-            )
+            engine = build_engine(settings, catalogue, http)
             start = time.perf_counter()
             total = 0
             for _ in range(repeat):

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import aiohttp
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -44,6 +45,18 @@ def key_pools(catalogue: Catalogue, settings: Settings) -> dict[str, KeyPool]:
         spec.id: KeyPool.from_env(spec.id, spec.auth.keys, values)
         for spec in catalogue.providers.values()
     }
+
+
+def build_engine(
+    settings: Settings, catalogue: Catalogue, http: aiohttp.ClientSession
+) -> ProbeEngine:
+    return ProbeEngine(
+        session=http,
+        keys=key_pools(catalogue, settings),
+        upstream_override=settings.upstream_override,
+        max_body_bytes=settings.max_body_bytes,
+        retry=RetryPolicy(),
+    )
 
 
 def endpoint_names(spec: ProviderSpec, scope: Scope) -> list[str]:
@@ -180,13 +193,7 @@ async def open_runtime(
         catalogue=catalogue,
         bus=EventBus(),
         tracker=StatusTracker(catalogue.providers, window=settings.status_window),
-        engine=ProbeEngine(
-            session=http,
-            keys=key_pools(catalogue, settings),
-            upstream_override=settings.upstream_override,
-            max_body_bytes=settings.max_body_bytes,
-            retry=RetryPolicy(),
-        ),
+        engine=build_engine(settings, catalogue, http),
         recorder=recorder,
         db_engine=db_engine,
         sessions=sessions,
