@@ -95,6 +95,7 @@ class ProbeResult:
     status_code: int | None = None
     reason: str = ""
     attempt: int = 1
+    final: bool = True  # False when this attempt was retried at once within the same check
     key_label: str | None = None  # masked, never the key itself
     retry_after_s: float | None = None
     response_bytes: int | None = None
@@ -112,7 +113,8 @@ class ProbeResult:
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 2),
             "reason": self.reason,
             "attempt": self.attempt,
-            "key": self.key_label,
+            "final": self.final,
+            "key_label": self.key_label,
             "started_at": self.started_at.isoformat(),
         }
 

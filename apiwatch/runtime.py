@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -102,7 +103,10 @@ class Runtime:
         """Record one result, update the provider's status and announce any change."""
         self.recorder.record(result)
         self.bus.publish(result)
-        change = self.tracker.observe(result)
+        if not result.final:
+            return None  # an at-once retry belongs to the same check: judge its last attempt
+        # The tracker keeps a window of results; it must not keep their payloads alive.
+        change = self.tracker.observe(dataclasses.replace(result, payload=None, headers={}))
         if change is not None:
             self.recorder.record(change)
             self.bus.publish(change)
@@ -163,58 +167,59 @@ async def _restore_statuses(runtime: Runtime) -> None:
 async def open_runtime(
     settings: Settings, *, catalogue: Catalogue | None = None, start_scheduler: bool | None = None
 ) -> AsyncIterator[Runtime]:
-    """Build, start and (on exit) stop everything, flushing the recorder last."""
+    """Build, start and (on exit, or on a failed start) stop everything; recorder flushed last."""
     catalogue = catalogue or load_catalogue(user_dir=settings.catalogue_dir)
     await upgrade(settings.database_url)
-    db_engine = create_engine(settings.database_url)
-    sessions = create_sessionmaker(db_engine)
-    async with sessions() as session:
-        await provider_repo.sync_providers(
-            session,
-            providers=[
-                {
-                    "id": spec.id,
-                    "name": spec.name,
-                    "category": spec.category.value,
-                    "base_url": spec.base_url,
-                    "enabled": spec.enabled,
-                }
-                for spec in catalogue.providers.values()
-            ],
+    async with contextlib.AsyncExitStack() as stack:
+        # Closed in reverse: scheduler, HTTP session, recorder (final flush), then the pool.
+        db_engine = create_engine(settings.database_url)
+        stack.push_async_callback(db_engine.dispose)
+        sessions = create_sessionmaker(db_engine)
+        async with sessions() as session:
+            await provider_repo.sync_providers(
+                session,
+                providers=[
+                    {
+                        "id": spec.id,
+                        "name": spec.name,
+                        "category": spec.category.value,
+                        "base_url": spec.base_url,
+                        "enabled": spec.enabled,
+                    }
+                    for spec in catalogue.providers.values()
+                ],
+            )
+        recorder = Recorder(
+            sessions,
+            batch_size=settings.recorder_batch_size,
+            flush_interval_s=settings.recorder_flush_ms / 1000,
         )
-    http = create_session(connection_limit=settings.probe_concurrency)
-    recorder = Recorder(
-        sessions,
-        batch_size=settings.recorder_batch_size,
-        flush_interval_s=settings.recorder_flush_ms / 1000,
-    )
-    runtime = Runtime(
-        settings=settings,
-        catalogue=catalogue,
-        bus=EventBus(),
-        tracker=StatusTracker(catalogue.providers, window=settings.status_window),
-        engine=build_engine(settings, catalogue, http),
-        recorder=recorder,
-        db_engine=db_engine,
-        sessions=sessions,
-        scheduler=IntervalScheduler(concurrency=settings.probe_concurrency),
-    )
-    await _restore_statuses(runtime)
-    await recorder.start()
-    run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
-    if run_scheduler:
-        runtime.schedule_health_checks()
-        runtime.scheduler.start()
-    log.info(
-        "started",
-        providers=len(catalogue.providers),
-        enabled=len(catalogue.enabled()),
-        upstream_override=settings.upstream_override,
-    )
-    try:
+        http = create_session(connection_limit=settings.probe_concurrency)
+        stack.push_async_callback(http.close)
+        runtime = Runtime(
+            settings=settings,
+            catalogue=catalogue,
+            bus=EventBus(),
+            tracker=StatusTracker(catalogue.providers, window=settings.status_window),
+            engine=build_engine(settings, catalogue, http),
+            recorder=recorder,
+            db_engine=db_engine,
+            sessions=sessions,
+            scheduler=IntervalScheduler(concurrency=settings.probe_concurrency),
+        )
+        await _restore_statuses(runtime)
+        await recorder.start()
+        stack.push_async_callback(recorder.stop)
+        # Registered after the recorder: it stops first, so no probe outlives the final flush.
+        stack.push_async_callback(runtime.scheduler.stop)
+        run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
+        if run_scheduler:
+            runtime.schedule_health_checks()
+            runtime.scheduler.start()
+        log.info(
+            "started",
+            providers=len(catalogue.providers),
+            enabled=len(catalogue.enabled()),
+            upstream_override=settings.upstream_override,
+        )
         yield runtime
-    finally:
-        await runtime.scheduler.stop()
-        await http.close()
-        await recorder.stop()
-        await db_engine.dispose()

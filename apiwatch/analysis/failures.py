@@ -22,8 +22,8 @@ REMEDIATION: dict[Outcome, str] = {
         "endpoint or chain. Check the key's environment variable and the provider's dashboard."
     ),
     Outcome.SERVER_ERROR: (
-        "The provider failed (5xx). Retries back off; nothing to change on our side unless it "
-        "persists, then check the provider's status page."
+        "The provider failed (5xx). Nothing to change on our side unless it persists; then "
+        "check the provider's status page and consider a backup provider for its data."
     ),
     Outcome.CLIENT_ERROR: (
         "The request itself was refused (4xx): the endpoint, parameters or plan may have "

@@ -22,9 +22,14 @@ from apiwatch.domain import utcnow
 
 
 def mask(secret: str) -> str:
-    """`abcd…wxyz` for long keys; short keys show nothing of themselves."""
-    if len(secret) >= 12:
+    """`abcd…wxyz` for keys of 20+ characters, `…wxyz` from 12, nothing of shorter ones.
+
+    At most 8 characters show, and never more than a third of the key.
+    """
+    if len(secret) >= 20:
         return f"{secret[:4]}…{secret[-4:]}"
+    if len(secret) >= 12:
+        return f"…{secret[-4:]}"
     return "…" * 3
 
 

@@ -87,12 +87,20 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
+def text_line_of(path: Path, offset: int) -> int:
+    """The 1-based line holding byte `offset` of the file."""
+    return path.read_bytes()[:offset].count(b"\n") + 1
+
+
 def load_file(path: Path) -> ProviderSpec:
     """Parse and validate one provider file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogueError([Problem(path, None, "(file)", str(exc))]) from exc
+    except UnicodeDecodeError as exc:
+        line = text_line_of(path, exc.start)
+        raise CatalogueError([Problem(path, line, "(file)", "not UTF-8 text")]) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

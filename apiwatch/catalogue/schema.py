@@ -9,12 +9,24 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from apiwatch.domain import Category
 
 PROVIDER_ID = r"^[a-z][a-z0-9_]*$"
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def _valid_jsonpath(path: str) -> str:
+    """Compile it now, so a bad path fails at load (file and line), not at probe time."""
+    if not path.startswith("$"):
+        raise ValueError(f"json path must start with '$', got {path!r}")
+    try:
+        parse_jsonpath(path)
+    except Exception as exc:  # jsonpath-ng raises several unrelated types for bad input
+        raise ValueError(f"not a valid JSONPath {path!r}: {exc}") from exc
+    return path
 
 
 class _Strict(BaseModel):
@@ -56,8 +68,8 @@ class Check(_Strict):
                 "a check needs exactly one of status, json, body, max_latency_ms; "
                 f"got {subjects or 'none'}"
             )
-        if self.json_path is not None and not self.json_path.startswith("$"):
-            raise ValueError(f"json path must start with '$', got {self.json_path!r}")
+        if self.json_path is not None:
+            _valid_jsonpath(self.json_path)
         if self.matches is not None:
             try:
                 re.compile(self.matches)
@@ -83,8 +95,10 @@ class Signal(_Strict):
     def _subject(self) -> Signal:
         if (self.json_path is None) == (self.body_matches is None):
             raise ValueError("a signal needs exactly one of json, body_matches")
-        if self.json_path is not None and self.equals is None and self.matches is None:
-            raise ValueError("a json signal needs equals or matches")
+        if self.json_path is not None:
+            _valid_jsonpath(self.json_path)
+            if "equals" not in self.model_fields_set and self.matches is None:
+                raise ValueError("a json signal needs equals or matches")
         for pattern in (self.matches, self.body_matches):
             if pattern is not None:
                 try:
@@ -100,6 +114,11 @@ class TimestampSpec(_Strict):
     json_path: str = Field(alias="json")
     unit: Literal["s", "ms", "iso8601"]
     pick: Literal["first", "max"] = "max"
+
+    @field_validator("json_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _valid_jsonpath(value)
 
 
 class EndpointSpec(_Strict):

@@ -91,7 +91,9 @@ def _parse_body(body: bytes) -> tuple[Any, str | None]:
         )
     try:
         return json.loads(body), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        return _MISSING, "body is not usable JSON (nested too deeply)"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integers
         return _MISSING, f"body is not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]})"
 
 
@@ -104,13 +106,15 @@ def classify_response(
     headers: dict[str, str],
     latency_ms: float,
     truncated_at: int | None = None,
+    location: str = "",
 ) -> Classified:
-    if truncated_at is not None:
+    if truncated_at is not None and 200 <= status < 300:
         return Classified(
             Outcome.INVALID_PAYLOAD, f"body larger than {truncated_at} bytes; cut off unread"
         )
-    document, not_json = _parse_body(body)
-    text = body[:65536].decode("utf-8", "replace") if not_json else ""
+    # An oversized error page is still classified by its status; its body is not read.
+    document, not_json = _parse_body(body) if truncated_at is None else (_MISSING, "cut off")
+    text = body[:65536].decode("utf-8", "replace")
     message = provider_message(document)
     said = f": {message}" if message else (f" ({not_json})" if not_json and status >= 400 else "")
     retry_after = parse_retry_after(headers.get("retry-after"))
@@ -130,6 +134,12 @@ def classify_response(
         return Classified(Outcome.AUTH_ERROR, f"key rejected (HTTP {status}){said}")
     if status >= 500:
         return Classified(Outcome.SERVER_ERROR, f"HTTP {status}{said}", None, retry_after)
+    if 300 <= status < 400:
+        where = f" to {location.split('?')[0][:120]}" if location else ""
+        return Classified(
+            Outcome.CLIENT_ERROR,
+            f"HTTP {status} redirect{where}, not followed: update the catalogue's URL",
+        )
     if status >= 400 or status < 200:
         return Classified(Outcome.CLIENT_ERROR, f"HTTP {status}{said}")
 

@@ -6,10 +6,12 @@ Outcome. Keys are attached here and scrubbed from anything that leaves (reasons,
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import aiohttp
 
@@ -32,11 +34,21 @@ def build_url(provider: ProviderSpec, endpoint: EndpointSpec, override: str | No
     return f"{override}/{provider.id}{base_path}{endpoint.path}"
 
 
-def _redact(text: str, secrets: list[str]) -> str:
+def clean_reason(text: str, secrets: list[str], *, query_param: str | None = None) -> str:
+    """A reason safe to store, log and show: no key in any encoding, no NUL, valid UTF-8.
+
+    Upstreams echo requests back (URL-encoded keys) and send bytes PostgreSQL refuses
+    (NUL) or Python cannot encode (lone surrogates); none of that may leave the probe.
+    """
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "***")
-    return text
+            for form in {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}:
+                text = text.replace(form, "***")
+    if query_param:
+        # Whatever encoding an upstream echoed the URL in, the parameter's value goes.
+        text = re.sub(rf"(?i)([?&]{re.escape(query_param)}=)[^&\s\"'<>]*", r"\1***", text)
+    text = text.replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class ProbeEngine:
@@ -87,9 +99,10 @@ class ProbeEngine:
         attempt = 1
         while True:
             result = await self._attempt(provider, endpoint_name, endpoint, key, timeout_s, attempt)
-            results.append(result)
             if not self._retry.retry_now(result.outcome, attempt):
+                results.append(result)
                 return results
+            results.append(dataclasses.replace(result, final=False))
             attempt += 1
             timeout_s = self._retry.next_timeout(timeout_s)
 
@@ -116,6 +129,7 @@ class ProbeEngine:
         status: int | None = None
         size: int | None = None
         kept: dict[str, str] = {}
+        location = ""
         try:
             async with self._session.request(
                 endpoint.method,
@@ -123,31 +137,35 @@ class ProbeEngine:
                 params=params,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
-                allow_redirects=True,
+                # A redirect could carry header keys to another host; report it instead.
+                allow_redirects=False,
             ) as response:
                 status = response.status
+                location = response.headers.get("location", "")
                 kept = {
                     name.lower(): value
                     for name, value in response.headers.items()
                     if name.lower().startswith(_KEPT_HEADERS)
                 }
                 body, truncated = await read_bounded(response, self._max_body)
-                latency_ms = (time.perf_counter() - start) * 1000
-                size = len(body)
-                verdict = classify_response(
-                    provider=provider,
-                    endpoint=endpoint,
-                    status=status,
-                    body=body,
-                    headers=kept,
-                    latency_ms=latency_ms,
-                    truncated_at=self._max_body if truncated else None,
-                )
+            latency_ms = (time.perf_counter() - start) * 1000
+            size = len(body)
         except Exception as exc:  # everything an upstream can do ends as an Outcome
             latency_ms = (time.perf_counter() - start) * 1000
             verdict = classify_exception(exc)
             if status is not None and verdict.outcome is Outcome.TIMEOUT:
                 verdict = Classified(Outcome.TIMEOUT, f"HTTP {status} headers came, body did not")
+        else:
+            verdict = classify_response(
+                provider=provider,
+                endpoint=endpoint,
+                status=status,
+                body=body,
+                headers=kept,
+                latency_ms=latency_ms,
+                truncated_at=self._max_body if truncated else None,
+                location=location,
+            )
         return ProbeResult(
             provider=provider.id,
             endpoint=endpoint_name,
@@ -155,7 +173,11 @@ class ProbeEngine:
             started_at=started_at,
             latency_ms=latency_ms,
             status_code=status,
-            reason=_redact(verdict.reason, secrets),
+            reason=clean_reason(
+                verdict.reason,
+                secrets,
+                query_param=auth.name if auth.location == "query" else None,
+            ),
             attempt=attempt,
             key_label=key.label if key else None,
             retry_after_s=verdict.retry_after_s,

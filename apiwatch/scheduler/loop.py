@@ -91,10 +91,14 @@ class IntervalScheduler:
                 delay = entry.next_at - self._clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                entry.next_at += entry.interval_s
+                # After a stall, slots already missed are skipped, not run in a burst.
+                missed = int((self._clock() - entry.next_at) // entry.interval_s)
+                entry.next_at += (missed + 1) * entry.interval_s
+                entry.overlaps += missed
                 if entry.running:
                     entry.overlaps += 1
                     continue
+                entry.running = True  # set before the task starts, so no slot can double it
                 task = asyncio.create_task(self._run(entry))
                 runs.add(task)
                 task.add_done_callback(runs.discard)
@@ -103,7 +107,6 @@ class IntervalScheduler:
                 task.cancel()
 
     async def _run(self, entry: ScheduledJob) -> None:
-        entry.running = True
         try:
             async with self._limit:
                 entry.last_started_at = self._clock()

@@ -108,6 +108,9 @@ class ConnectionAttempt(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text, default="")
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # False for an attempt that was retried at once; uptime and failure rates count only
+    # the final attempt of each check, so one check tried three times is one failure.
+    final: Mapped[bool] = mapped_column(Boolean, default=True)
     key_label: Mapped[str | None] = mapped_column(String(64))
     response_bytes: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -45,6 +45,7 @@ def probe_result_row(result: ProbeResult) -> Row:
         "latency_ms": result.latency_ms,
         "reason": result.reason,
         "attempt": result.attempt,
+        "final": result.final,
         "key_label": result.key_label,
         "response_bytes": result.response_bytes,
         "started_at": result.started_at,
@@ -72,6 +73,13 @@ ROW_MAPPERS: dict[type, tuple[str, RowFunction]] = {
 def _is_bad_row_error(error: BaseException) -> bool:
     """True when retrying the same rows cannot succeed: the rows themselves are wrong."""
     if isinstance(error, IntegrityError | DataError):
+        return True
+    # SQLSTATE class 22 (data exception, e.g. a NUL byte in text on PostgreSQL) is about
+    # the values, not the database's health: retrying the same rows would block forever.
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None) or getattr(
+        getattr(error, "orig", None), "pgcode", None
+    )
+    if isinstance(sqlstate, str) and sqlstate.startswith("22"):
         return True
     # A StatementError that is not a DBAPIError was raised before the database saw the
     # statement, while binding a value (e.g. a naive datetime).

@@ -140,6 +140,20 @@ async def test_uptime_counts_successes_over_24h(api: Api) -> None:
     assert gecko["uptime_24h_pct"] == 50.0
 
 
+async def test_a_check_retried_at_once_counts_as_one_failure(api: Api) -> None:
+    await trigger(api, provider="tronscan")
+    api.sim.set_scenario("tronscan", Scenario("reset", {}))
+    ran = await trigger(api, provider="tronscan")
+    assert [r["attempt"] for r in ran["results"]] == [1, 2, 3]
+    assert [r["final"] for r in ran["results"]] == [False, False, True]
+    assert ran["statuses"]["tronscan"]["status"] == "degraded"  # one failed check, not three
+    await settle()
+    [tron] = [p for p in (await api.client.get("/api/providers")).json() if p["id"] == "tronscan"]
+    assert (tron["checks_24h"], tron["uptime_24h_pct"]) == (2, 50.0)
+    logs = (await api.client.get("/api/logs", params={"provider": "tronscan"})).json()
+    assert logs["total"] == 4  # every attempt is still stored
+
+
 async def test_logs_are_paginated_and_filtered(api: Api) -> None:
     api.sim.set_scenario("etherscan", Scenario("rate_limited", {}))
     await trigger(api, scope="all")
@@ -171,7 +185,7 @@ async def test_failures_report_distribution_top_providers_and_remediation(api: A
     by = {row["outcome"]: row for row in body["by_outcome"]}
     assert by["server_error"]["count"] == 1
     assert by["invalid_payload"]["count"] == 1
-    assert "5xx" in by["server_error"]["remediation"]
+    assert "(5xx)" in by["server_error"]["remediation"]
     assert {row["provider"] for row in body["top_providers"]} == {"binance", "cryptocompare"}
     assert {row["provider"] for row in body["recent"]} == {"binance", "cryptocompare"}
     assert set(body["remediation"]) >= {"timeout", "rate_limited", "auth_error"}
@@ -197,6 +211,10 @@ BAD_INPUT = [
     ("post", "/api/schedule/trigger", {"json": {"scope": "everything"}}, 422, "health"),
     ("post", "/api/schedule/trigger", {"json": {"provder": "x"}}, 422, "provder"),
     ("post", "/api/schedule/trigger", {"content": b"{not json"}, 422, "JSON"),
+    ("get", "/api/logs", {"params": {"offset": 2**63}}, 422, "less than"),
+    ("get", "/api/logs", {"params": {"since": "0001-01-01T00:00:00+14:00"}}, 422, "range"),
+    ("get", "/api/logs", {"params": {"until": "9999-12-31T23:59:59-14:00"}}, 422, "range"),
+    ("get", "/api/logs", {"params": {"limit": "ten"}}, 422, "integer"),
 ]
 
 

@@ -115,3 +115,24 @@ def test_literal_key_in_auth_keys_is_refused_without_echoing_it(tmp_path: Path) 
 def test_missing_user_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match="does not exist"):
         load_catalogue(user_dir=tmp_path / "nope")
+
+
+def test_broken_jsonpath_fails_at_load_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "paths.yaml"
+    path.write_text(GOOD + '  expect:\n    - {json: "$[?(@.a >", exists: true}\n')
+    with pytest.raises(CatalogueError) as caught:
+        load_file(path)
+    problem = caught.value.problems[0]
+    assert (problem.line, problem.field) == (8, "health.expect.0")
+    assert "not a valid JSONPath" in problem.message
+
+
+def test_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GOOD.encode() + b"description: caf\xe9\n")
+    with pytest.raises(CatalogueError) as caught:
+        load_file(path)
+    assert (caught.value.problems[0].line, caught.value.problems[0].message) == (
+        7,
+        "not UTF-8 text",
+    )

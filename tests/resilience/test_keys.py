@@ -36,7 +36,8 @@ def pool(clock: Clock) -> KeyPool:
 
 
 def test_mask_shows_four_characters_each_side_of_long_keys() -> None:
-    assert mask("abcd0123456789wxyz") == "abcd…wxyz"
+    assert mask("abcd0123456789012wxyz") == "abcd…wxyz"
+    assert mask("abcd01234wxyz") == "…wxyz"  # 13 characters: 8 shown would be most of it
     assert mask("short") == "………"
 
 

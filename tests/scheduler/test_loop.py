@@ -76,3 +76,29 @@ async def test_first_runs_are_spread_within_the_window() -> None:
     offsets = [job.next_at - now for job in scheduler.jobs().values()]
     assert all(-0.01 <= offset <= 2.01 for offset in offsets)
     assert max(offsets) - min(offsets) > 1.0  # spread, not one burst
+
+
+async def test_after_a_stall_missed_slots_are_skipped_not_burst() -> None:
+    scheduler = IntervalScheduler()
+    running = 0
+    peak = 0
+    runs = 0
+
+    async def job() -> None:
+        nonlocal running, peak, runs
+        runs += 1
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+
+    scheduler.add("j", 0.02, job, first_within=0)
+    scheduler.start()
+    await asyncio.sleep(0.05)
+    time.sleep(0.2)  # block the loop: about ten slots go by unrun
+    before = runs
+    await asyncio.sleep(0.03)
+    await scheduler.stop()
+    assert peak == 1
+    assert runs - before <= 2
+    assert scheduler.jobs()["j"].overlaps >= 8

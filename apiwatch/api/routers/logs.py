@@ -35,6 +35,16 @@ class LogPage(BaseModel):
     offset: int
 
 
+def _as_utc(value: datetime | None, name: str) -> datetime | None:
+    """A time without an offset is read as UTC, the zone everything here is stored in."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise HTTPException(422, f"{name} is out of range once converted to UTC") from exc
+
+
 @router.get("/logs", response_model=LogPage, summary="Connection attempts, newest first")
 async def get_logs(
     runtime: RuntimeDep,
@@ -44,14 +54,11 @@ async def get_logs(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> LogPage:
     if provider is not None:
         known_provider(runtime, provider)
-    # A time without an offset is read as UTC, the zone everything here is stored in.
-    since, until = (
-        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (since, until)
-    )
+    since, until = _as_utc(since, "since"), _as_utc(until, "until")
     if since and until and since > until:
         raise HTTPException(400, "since must not be after until")
     rows, total = await attempts.list_attempts(

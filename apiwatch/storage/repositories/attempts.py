@@ -20,9 +20,10 @@ SUCCESS_OUTCOMES = (Outcome.OK.value, Outcome.SLOW.value)
 # a failure for status but is one for anyone asking "why didn't we get data".
 FAILING_OUTCOMES = tuple(sorted(o.value for o in (*FAILURE_OUTCOMES, Outcome.RATE_LIMITED)))
 
-_counted = case((_C.outcome != Outcome.SKIPPED.value, 1), else_=0)
-_succeeded = case((_C.outcome.in_(SUCCESS_OUTCOMES), 1), else_=0)
-_failed = case((_C.outcome.in_(FAILING_OUTCOMES), 1), else_=0)
+# Only the final attempt of each check counts: an at-once retry is part of the same check.
+_counted = case(((_C.outcome != Outcome.SKIPPED.value) & _C.final.is_(True), 1), else_=0)
+_succeeded = case((_C.outcome.in_(SUCCESS_OUTCOMES) & _C.final.is_(True), 1), else_=0)
+_failed = case((_C.outcome.in_(FAILING_OUTCOMES) & _C.final.is_(True), 1), else_=0)
 
 
 def _filters(
@@ -103,7 +104,7 @@ async def failure_summary(
     - `total_failures`: the sum of `by_outcome`.
     """
     in_window = _C.started_at >= since
-    is_failure = _C.outcome.in_(FAILING_OUTCOMES)
+    is_failure = _C.outcome.in_(FAILING_OUTCOMES) & _C.final.is_(True)
 
     counts = dict.fromkeys(FAILING_OUTCOMES, 0)
     result = await session.execute(

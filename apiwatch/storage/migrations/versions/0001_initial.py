@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("final", sa.Boolean(), nullable=False),
         _str("key_label", 64, nullable=True),
         sa.Column("response_bytes", sa.Integer(), nullable=True),
         _ts("started_at"),

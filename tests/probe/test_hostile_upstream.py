@@ -1,0 +1,145 @@
+"""What a hostile or broken upstream sends never crashes a probe, leaks a key or blocks storage.
+
+A small aiohttp server on 127.0.0.1 plays the upstream with bodies the simulator has no
+scenario for: echoes of the request, NUL bytes, lone surrogates, deep nesting, redirects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+
+from apiwatch.budget.keys import Key, KeyPool
+from apiwatch.catalogue.loader import load_catalogue
+from apiwatch.domain import Outcome
+from apiwatch.probe.client import create_session
+from apiwatch.probe.engine import ProbeEngine
+from apiwatch.storage.db import create_engine, create_sessionmaker
+from apiwatch.storage.recorder import Recorder
+from apiwatch.storage.repositories import attempts
+
+CATALOGUE = load_catalogue()
+KEY = "k+y/with=special&chars-0123456789"
+
+Handler = Callable[[web.Request], web.StreamResponse]
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[str, dict[str, Handler], list[web.Request]]]:
+    """(base URL, handlers by path, requests seen); tests put handlers in the dict."""
+    handlers: dict[str, Handler] = {}
+    seen: list[web.Request] = []
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        seen.append(request)
+        return await handlers[request.path](request)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", handlers, seen
+    finally:
+        await runner.cleanup()
+
+
+async def probe(base: str, provider: str, endpoint: str = "health") -> list:
+    spec = CATALOGUE.providers[provider]
+    keys = {provider: KeyPool(provider, [Key(name, KEY) for name in spec.auth.keys])}
+    async with create_session() as http:
+        engine = ProbeEngine(session=http, keys=keys, upstream_override=base)
+        return await engine.probe(spec, endpoint)
+
+
+async def test_url_encoded_key_echoed_back_is_redacted(upstream) -> None:
+    base, handlers, _ = upstream
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"message": f"bad request: {request.url}"}, status=400)
+
+    handlers["/etherscan/v2/api"] = echo
+    [result] = await probe(base, "etherscan")
+    assert result.outcome is Outcome.CLIENT_ERROR
+    assert "apikey=***" in result.reason
+    assert "0123456789" not in result.reason and "special" not in result.reason
+
+
+async def test_redirect_is_not_followed_so_header_keys_stay_home(upstream) -> None:
+    base, handlers, seen = upstream
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://localhost:9/steal?x=1")
+
+    handlers["/coinmarketcap/v1/key/info"] = redirect
+    [result] = await probe(base, "coinmarketcap")
+    assert (result.outcome, result.status_code) == (Outcome.CLIENT_ERROR, 302)
+    assert "redirect to http://localhost:9/steal, not followed" in result.reason
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"n": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not valid JSON"),
+    ],
+)
+async def test_unusable_json_is_invalid_payload_not_a_crash(
+    upstream, body: bytes, says: str
+) -> None:
+    base, handlers, _ = upstream
+
+    async def send(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    handlers["/binance/api/v3/ping"] = send
+    results = await probe(base, "binance")
+    assert [r.outcome for r in results] == [Outcome.INVALID_PAYLOAD]
+    assert says in results[0].reason
+
+
+async def test_oversized_error_page_is_classified_by_its_status(upstream) -> None:
+    base, handlers, _ = upstream
+
+    async def huge_429(request: web.Request) -> web.Response:
+        return web.Response(status=429, body=b"x" * (3 * 1024 * 1024), headers={"Retry-After": "7"})
+
+    handlers["/binance/api/v3/ping"] = huge_429
+    [result] = await probe(base, "binance")
+    assert (result.outcome, result.retry_after_s) == (Outcome.RATE_LIMITED, 7.0)
+
+
+async def test_nul_and_lone_surrogates_are_cleaned_and_stored(
+    upstream, migrated_db_url: str
+) -> None:
+    base, handlers, _ = upstream
+
+    async def nasty(request: web.Request) -> web.Response:
+        text = json.dumps({"message": "bad \u0000 byte and \ud800 surrogate"})
+        return web.Response(status=400, text=text, content_type="application/json")
+
+    handlers["/binance/api/v3/ping"] = nasty
+    [result] = await probe(base, "binance")
+    assert result.outcome is Outcome.CLIENT_ERROR
+    assert "\x00" not in result.reason
+    result.reason.encode("utf-8")  # would raise on a lone surrogate
+    engine = create_engine(migrated_db_url)
+    try:
+        recorder = Recorder(create_sessionmaker(engine), flush_interval_s=0.01)
+        await recorder.start()
+        recorder.record(result)
+        await recorder.stop()
+        assert (recorder.written, recorder.rejected) == (1, 0)
+        async with create_sessionmaker(engine)() as session:
+            rows, _ = await attempts.list_attempts(session, provider="binance")
+        assert any("surrogate" in row["reason"] for row in rows)
+    finally:
+        await engine.dispose()
