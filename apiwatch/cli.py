@@ -115,7 +115,7 @@ def check(
     Exit status: 0 when nothing failed, 1 when any endpoint failed, 2 on bad input.
     """
     from apiwatch.probe.client import create_session
-    from apiwatch.runtime import build_engine, run_checks
+    from apiwatch.runtime import build_engine, redis_from_settings, run_checks
 
     if (provider is None) == (not all_providers):
         err.print("name one provider, or pass --all")
@@ -135,8 +135,10 @@ def check(
         specs = catalogue.enabled()
 
     async def go() -> tuple[list[ProbeResult], float, int]:
+        # With REDIS_URL, this process shares the providers' budgets with every other one.
+        redis_client = redis_from_settings(settings)
         async with create_session(connection_limit=settings.probe_concurrency) as http:
-            engine = build_engine(settings, catalogue, http)
+            engine = build_engine(settings, catalogue, http, redis_client=redis_client)
             start = time.perf_counter()
             total = 0
             for _ in range(repeat):
@@ -147,6 +149,8 @@ def check(
                     concurrency=settings.probe_concurrency,
                 )
                 total += len(results)
+            if redis_client is not None:
+                await redis_client.aclose()
             return results, time.perf_counter() - start, total
 
     results, elapsed, total = _run(go())

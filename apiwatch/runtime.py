@@ -9,21 +9,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
 import structlog
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
+from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
 from apiwatch.catalogue.loader import Catalogue, load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
 from apiwatch.domain import ProbeResult, Status, StatusChange
 from apiwatch.events import EventBus
+from apiwatch.probe.breaker import CircuitBreaker
 from apiwatch.probe.client import create_session
 from apiwatch.probe.engine import ProbeEngine
+from apiwatch.probe.guard import ProbeGuard
 from apiwatch.probe.retry import RetryPolicy
 from apiwatch.scheduler.loop import IntervalScheduler
 from apiwatch.settings import Settings
@@ -49,15 +54,47 @@ def key_pools(catalogue: Catalogue, settings: Settings) -> dict[str, KeyPool]:
 
 
 def build_engine(
-    settings: Settings, catalogue: Catalogue, http: aiohttp.ClientSession
+    settings: Settings,
+    catalogue: Catalogue,
+    http: aiohttp.ClientSession,
+    *,
+    redis_client: Redis | None = None,
+    emit: Callable[[object], None] = lambda event: None,
 ) -> ProbeEngine:
+    """The probe engine behind its guard: breaker, key pools and budget (Redis when given)."""
+    keys = key_pools(catalogue, settings)
+    limits = {
+        spec.id: windows
+        for spec in catalogue.providers.values()
+        if (windows := spec.rate_limits.windows())
+    }
+    store = RedisBudgetStore(redis_client) if redis_client is not None else MemoryBudgetStore()
+    guard = ProbeGuard(
+        gate=BudgetGate(limits, store, warn_at=settings.budget_warn_at),
+        breaker=CircuitBreaker(
+            failure_threshold=settings.breaker_failure_threshold,
+            cooldown_s=settings.breaker_cooldown_s,
+            on_transition=emit,
+        ),
+        keys=keys,
+        emit=emit,
+    )
     return ProbeEngine(
         session=http,
-        keys=key_pools(catalogue, settings),
+        keys=keys,
         upstream_override=settings.upstream_override,
         max_body_bytes=settings.max_body_bytes,
         retry=RetryPolicy(),
+        guard=guard,
     )
+
+
+def redis_from_settings(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    # A blocking pool waits for a free connection instead of failing past its size.
+    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=10)
+    return Redis(connection_pool=pool)
 
 
 def endpoint_names(spec: ProviderSpec, scope: Scope) -> list[str]:
@@ -84,6 +121,18 @@ async def run_checks(
     return [result for batch in batches for result in batch]
 
 
+def announcer(bus: EventBus) -> Callable[[object], None]:
+    """Publish a guard event (budget warning, expired key, breaker transition) and log it."""
+
+    def announce(event: object) -> None:
+        bus.publish(event)
+        as_dict = getattr(event, "as_dict", None)
+        fields = as_dict() if callable(as_dict) else dataclasses.asdict(event)  # type: ignore[call-overload]
+        log.info(type(event).__name__, **{k: v for k, v in fields.items() if k != "event"})
+
+    return announce
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -106,7 +155,11 @@ class Runtime:
         if not result.final:
             return None  # an at-once retry belongs to the same check: judge its last attempt
         # The tracker keeps a window of results; it must not keep their payloads alive.
-        change = self.tracker.observe(dataclasses.replace(result, payload=None, headers={}))
+        guard = self.engine.guard
+        change = self.tracker.observe(
+            dataclasses.replace(result, payload=None, headers={}),
+            breaker_open=guard is not None and guard.breaker.is_open(result.provider),
+        )
         if change is not None:
             self.recorder.record(change)
             self.bus.publish(change)
@@ -196,12 +249,18 @@ async def open_runtime(
         )
         http = create_session(connection_limit=settings.probe_concurrency)
         stack.push_async_callback(http.close)
+        redis_client = redis_from_settings(settings)
+        if redis_client is not None:
+            stack.push_async_callback(redis_client.aclose)
+        bus = EventBus()
         runtime = Runtime(
             settings=settings,
             catalogue=catalogue,
-            bus=EventBus(),
+            bus=bus,
             tracker=StatusTracker(catalogue.providers, window=settings.status_window),
-            engine=build_engine(settings, catalogue, http),
+            engine=build_engine(
+                settings, catalogue, http, redis_client=redis_client, emit=announcer(bus)
+            ),
             recorder=recorder,
             db_engine=db_engine,
             sessions=sessions,

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     scheduler_enabled: bool = True
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    budget_warn_at: float = Field(default=0.8, gt=0, le=1)
 
     @field_validator("upstream_override")
     @classmethod

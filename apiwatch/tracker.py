@@ -41,10 +41,10 @@ class StatusTracker:
         entry = self._entries.setdefault(provider, _Entry(self._window))
         entry.status, entry.reason, entry.changed_at = status, reason, at
 
-    def observe(self, result: ProbeResult) -> StatusChange | None:
+    def observe(self, result: ProbeResult, *, breaker_open: bool = False) -> StatusChange | None:
         entry = self._entries.setdefault(result.provider, _Entry(self._window))
         entry.results.append(result)
-        status, reason = derive_status(entry.results)
+        status, reason = derive_status(entry.results, breaker_open=breaker_open)
         entry.reason = reason
         if status is entry.status:
             return None

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from apiwatch import __version__
-from apiwatch.api.routers import failures, logs, providers, schedule, status
+from apiwatch.api.routers import budgets, failures, logs, providers, schedule, status
 from apiwatch.catalogue.loader import Catalogue
 from apiwatch.runtime import open_runtime
 from apiwatch.settings import Settings
@@ -46,7 +46,14 @@ def create_app(
         docs_url="/docs",
         redoc_url="/redoc",
     )
-    for router in (status.router, providers.router, logs.router, failures.router, schedule.router):
+    for router in (
+        status.router,
+        providers.router,
+        logs.router,
+        failures.router,
+        schedule.router,
+        budgets.router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness of apiwatch itself")

@@ -20,6 +20,7 @@ from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
 from apiwatch.domain import Outcome, ProbeResult, SkipReason, utcnow
 from apiwatch.probe.classify import Classified, classify_exception, classify_response
 from apiwatch.probe.client import read_bounded
+from apiwatch.probe.guard import ProbeGuard
 from apiwatch.probe.retry import NO_RETRY, RetryPolicy
 
 # Response headers worth keeping for budgets (rate-limit reports, Retry-After).
@@ -61,6 +62,7 @@ class ProbeEngine:
         max_body_bytes: int = 2 * 1024 * 1024,
         retry: RetryPolicy = NO_RETRY,
         clock: Callable[[], datetime] = utcnow,
+        guard: ProbeGuard | None = None,
     ) -> None:
         self._session = session
         self._keys = keys
@@ -68,6 +70,7 @@ class ProbeEngine:
         self._max_body = max_body_bytes
         self._retry = retry
         self._clock = clock
+        self.guard = guard
 
     def key_for(self, provider: ProviderSpec) -> Key | None:
         pool = self._keys.get(provider.id)
@@ -83,28 +86,43 @@ class ProbeEngine:
         Returns every attempt, oldest first; the last one is the verdict.
         """
         endpoint = provider.all_endpoints()[endpoint_name]
-        key = self.key_for(provider)
-        if key is None and provider.endpoint_needs_key(endpoint):
-            return [
-                ProbeResult(
-                    provider=provider.id,
-                    endpoint=endpoint_name,
-                    outcome=Outcome.SKIPPED,
-                    started_at=self._clock(),
-                    reason=SkipReason.NO_KEY.value,
-                )
-            ]
         timeout_s = endpoint.timeout_s or provider.timeout_s
         results: list[ProbeResult] = []
         attempt = 1
         while True:
+            # Every attempt passes the guard: a retry spends budget like any request.
+            if self.guard is not None:
+                admission = await self.guard.admit(provider, endpoint)
+                key, skip, detail = admission.key, admission.skip, admission.detail
+            else:
+                key = self.key_for(provider)
+                needs = key is None and provider.endpoint_needs_key(endpoint)
+                skip = SkipReason.NO_KEY if needs else None
+                detail = SkipReason.NO_KEY.value
+            if skip is not None:
+                results.append(self._skipped(provider, endpoint_name, detail, attempt))
+                return results
             result = await self._attempt(provider, endpoint_name, endpoint, key, timeout_s, attempt)
+            if self.guard is not None:
+                await self.guard.settle(provider, key, result)
             if not self._retry.retry_now(result.outcome, attempt):
                 results.append(result)
                 return results
             results.append(dataclasses.replace(result, final=False))
             attempt += 1
             timeout_s = self._retry.next_timeout(timeout_s)
+
+    def _skipped(
+        self, provider: ProviderSpec, endpoint_name: str, reason: str, attempt: int
+    ) -> ProbeResult:
+        return ProbeResult(
+            provider=provider.id,
+            endpoint=endpoint_name,
+            outcome=Outcome.SKIPPED,
+            started_at=self._clock(),
+            reason=reason,
+            attempt=attempt,
+        )
 
     async def _attempt(
         self,

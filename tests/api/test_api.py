@@ -155,7 +155,7 @@ async def test_a_check_retried_at_once_counts_as_one_failure(api: Api) -> None:
 
 
 async def test_logs_are_paginated_and_filtered(api: Api) -> None:
-    api.sim.set_scenario("etherscan", Scenario("rate_limited", {}))
+    api.sim.set_scenario("cryptocompare", Scenario("rate_limited", {}))
     await trigger(api, scope="all")
     await settle()
     page = (await api.client.get("/api/logs", params={"limit": 5})).json()
@@ -164,10 +164,10 @@ async def test_logs_are_paginated_and_filtered(api: Api) -> None:
     assert {i["id"] for i in page["items"]}.isdisjoint({i["id"] for i in second["items"]})
     limited = (
         await api.client.get(
-            "/api/logs", params={"provider": "etherscan", "outcome": "rate_limited"}
+            "/api/logs", params={"provider": "cryptocompare", "outcome": "rate_limited"}
         )
     ).json()
-    endpoints = len(load_catalogue().providers["etherscan"].all_endpoints())
+    endpoints = len(load_catalogue().providers["cryptocompare"].all_endpoints())
     assert limited["total"] == endpoints
     assert all(i["status_code"] == 200 for i in limited["items"])
     naive = await api.client.get("/api/logs", params={"since": "2000-01-01T00:00:00"})
@@ -245,7 +245,8 @@ async def test_keys_never_appear_in_api_output_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     api.sim.set_scenario("etherscan", Scenario("auth_failure", {}))
-    await trigger(api, scope="all")
+    for _ in range(3):
+        await trigger(api, provider="etherscan")
     await settle()
     bodies = [
         (await api.client.get(path)).text
@@ -261,4 +262,45 @@ async def test_keys_never_appear_in_api_output_or_logs(
     for text in [*bodies, caplog.text, captured.out, captured.err]:
         assert SECRET not in text
     logs = (await api.client.get("/api/logs", params={"provider": "etherscan"})).json()
-    assert logs["items"][0]["key_label"].startswith("ETHERSCAN_KEY_1=TOPS…")
+    # The primary key was rejected, so the pool rotated to the backup; once both were
+    # rejected the check was skipped rather than sent without a key.
+    assert [(i["outcome"], i["key_label"], i["reason"]) for i in reversed(logs["items"])] == [
+        (
+            "auth_error",
+            "ETHERSCAN_KEY_1=TOPS…EY_1",
+            "key rejected (HTTP 200): Invalid API Key (#err2)",
+        ),
+        (
+            "auth_error",
+            "ETHERSCAN_KEY_2=TOPS…EY_2",
+            "key rejected (HTTP 200): Invalid API Key (#err2)",
+        ),
+        ("skipped", None, "no_key (all_keys_invalid)"),
+    ]
+
+
+async def test_rate_limits_show_every_window_with_source_and_forecast(api: Api) -> None:
+    await trigger(api, provider="binance", scope="all")
+    await trigger(api, provider="cryptocompare")
+    body = (await api.client.get("/api/rate-limits")).json()
+    windows = {(w["provider"], w["window"]): w for w in body["windows"]}
+    assert windows[("binance", "minute")]["source"] == "reported"
+    assert windows[("binance", "minute")]["limit"] == 6000
+    cc = windows[("cryptocompare", "second")]
+    assert (cc["source"], cc["used"], cc["limit"], cc["remaining"]) == ("counted", 1, 20, 19)
+    assert {("cryptocompare", w) for w in ("minute", "hour", "day", "month")} <= set(windows)
+    one = (await api.client.get("/api/rate-limits", params={"provider": "binance"})).json()
+    assert {w["provider"] for w in one["windows"]} == {"binance"}
+    assert (await api.client.get("/api/rate-limits", params={"provider": "x"})).status_code == 404
+
+
+async def test_config_keys_are_masked_with_status_and_last_use(api: Api) -> None:
+    await trigger(api, provider="etherscan")
+    listed = (await api.client.get("/api/config/keys")).json()
+    assert SECRET not in str(listed)
+    by_name = {k["env_name"]: k for k in listed}
+    assert by_name["ETHERSCAN_KEY_1"]["status"] == "valid"
+    assert by_name["ETHERSCAN_KEY_1"]["last_used"] is not None
+    assert by_name["ETHERSCAN_KEY_2"]["status"] == "unknown"
+    assert by_name["ETHERSCAN_KEY_1"]["masked"] == "TOPS…EY_1"
+    assert {k["provider"] for k in listed} >= {"etherscan", "coinmarketcap", "newsapi"}

@@ -1,0 +1,102 @@
+"""What stands between a due probe and the wire, and the bookkeeping once it returns.
+
+Before: the provider's circuit breaker, then a usable key from its pool, then the budget
+gate (every attempt counts, retries included). After: what the provider reported (usage
+headers, Retry-After) goes to the budget, rate-limited or rejected keys are rotated away
+from, and the outcome feeds the breaker. Events (budget warnings, expired keys, breaker
+transitions) go to `emit`; the guard does not know who listens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apiwatch.budget.gate import BudgetGate
+from apiwatch.budget.headers import usage_from_headers
+from apiwatch.budget.keys import Key, KeyPool
+from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
+from apiwatch.domain import Outcome, ProbeResult, SkipReason
+from apiwatch.probe.breaker import CircuitBreaker
+
+# How long a key that was rate-limited without a Retry-After rests before it is tried again.
+KEY_REST_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    key: Key | None
+    skip: SkipReason | None = None
+    detail: str = ""
+
+
+class ProbeGuard:
+    def __init__(
+        self,
+        *,
+        gate: BudgetGate,
+        breaker: CircuitBreaker,
+        keys: dict[str, KeyPool],
+        clock: Callable[[], float] = time.time,
+        emit: Callable[[object], None] = lambda event: None,
+    ) -> None:
+        self.gate = gate
+        self.breaker = breaker
+        self.keys = keys
+        self._clock = clock
+        self._emit = emit
+
+    async def admit(self, provider: ProviderSpec, endpoint: EndpointSpec) -> Admission:
+        if not self.breaker.allow(provider.id):
+            state = self.breaker.state(provider.id)
+            retry = f"; half-open trial after {_iso(state.retry_at)}" if state.retry_at else ""
+            return Admission(None, SkipReason.CIRCUIT_OPEN, f"circuit_open{retry}")
+        pool = self.keys.get(provider.id)
+        key = pool.current() if pool else None
+        if key is None and provider.endpoint_needs_key(endpoint):
+            why = pool.unavailable_reason() if pool else None
+            detail = "no_key" if why is None or why == "no_keys" else f"no_key ({why.value})"
+            return Admission(None, SkipReason.NO_KEY, detail)
+        decision = await self.gate.acquire(provider.id, endpoint.weight)
+        for warning in decision.warnings:
+            self._emit(warning)
+        if not decision.allowed:
+            until = f" until {_iso_dt(decision.reset_at)}" if decision.reset_at else ""
+            window = f" ({decision.window} window full)" if decision.window else " (Retry-After)"
+            return Admission(
+                None, SkipReason.RATE_LIMIT_BUDGET, f"rate_limit_budget{window}{until}"
+            )
+        if pool is not None and key is not None:
+            pool.mark_used(key)
+        return Admission(key)
+
+    async def settle(self, provider: ProviderSpec, key: Key | None, result: ProbeResult) -> None:
+        now = self._clock()
+        reports = usage_from_headers(result.headers, now=now)
+        if reports:
+            await self.gate.apply(provider.id, reports)
+        pool = self.keys.get(provider.id)
+        if pool is not None and key is not None:
+            if result.outcome is Outcome.RATE_LIMITED:
+                rest = result.retry_after_s if result.retry_after_s else KEY_REST_S
+                pool.mark_rate_limited(
+                    key, datetime.fromtimestamp(now, UTC) + timedelta(seconds=rest)
+                )
+            elif result.outcome is Outcome.AUTH_ERROR:
+                expired = pool.mark_invalid(key)
+                if expired is not None:
+                    self._emit(expired)
+            elif result.outcome.is_success:
+                pool.mark_ok(key)
+        # Transitions reach listeners through the breaker's own on_transition callback.
+        self.breaker.record(provider.id, result.outcome)
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")
+
+
+def _iso_dt(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")

@@ -1,0 +1,79 @@
+"""Two apiwatch processes share one provider budget through the real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from apiwatch.simulator import Simulator
+
+REDIS_URL = os.environ.get("APIWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+LIMIT = 12
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as error:
+        message = f"Redis at {REDIS_URL} is unreachable: {error!r}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (CI=true: Redis tests must run)")
+        pytest.skip(message)
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+async def run_check(env: dict[str, str]) -> list[dict]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "apiwatch.cli",
+        "check",
+        env["PROVIDER"],
+        "--json",
+        "--health-only",
+        "--repeat",
+        "20",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+        cwd=Path(__file__).parent,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode in (0, 1), err.decode()
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_two_processes_together_stay_within_the_providers_limit(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # A provider id of its own, so no other run's counts share its Redis keys.
+    pid = f"budget_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{pid}.yaml").write_text(
+        f"id: {pid}\nname: Budget test\ncategory: market_data\n"
+        "base_url: https://api.binance.com\n"
+        f"rate_limits: {{per_hour: {LIMIT}}}\n"
+        "health:\n  path: /api/v3/ping\n  expect: [{status: 404}]\n"
+    )
+    async with Simulator(port=0, providers=["binance", pid]) as sim:
+        env = {
+            "PROVIDER": pid,
+            "REDIS_URL": redis_url,
+            "APIWATCH_UPSTREAM_OVERRIDE": sim.url,
+            "APIWATCH_CATALOGUE_DIR": str(tmp_path),
+            "APIWATCH_BREAKER_FAILURE_THRESHOLD": "1000",
+        }
+        await asyncio.gather(run_check(env), run_check(env))
+        received = sim.stats()["providers"][pid]["requests"]
+    # 2 processes x 20 rounds = 40 wanted; the shared budget let exactly the limit through.
+    assert received == LIMIT
