@@ -61,3 +61,107 @@ async def test_scheduler_runs_health_checks_of_every_enabled_provider(tmp_path: 
         keyless = {spec.id for spec in runtime.catalogue.enabled() if not spec.auth.required}
         probed = {pid for pid, seen in sim.stats()["providers"].items() if seen["requests"]}
         assert keyless <= probed
+
+
+class DeferredClock:
+    """Injected time for retries: records each delay and runs the job when told to."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.jobs: list = []
+
+    def __call__(self, delay: float, job) -> None:
+        self.delays.append(delay)
+        self.jobs.append(job)
+
+    async def run_next(self) -> None:
+        await self.jobs.pop(0)()
+
+
+async def failure_logs(runtime) -> list[dict]:
+    from apiwatch.storage.models import FailureLog
+
+    await runtime.recorder.flush()
+    async with runtime.sessions() as session:
+        rows = (await session.scalars(select(FailureLog).order_by(FailureLog.id))).all()
+    return [
+        {
+            "endpoint": r.endpoint,
+            "outcome": r.outcome,
+            "attempts": r.attempts,
+            "final_outcome": r.final_outcome,
+            "reason": r.reason,
+        }
+        for r in rows
+    ]
+
+
+async def test_server_errors_back_off_1_2_4_8_minutes_then_give_up(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'retry.db'}"
+    async with Simulator(port=0) as sim:
+        sim.set_scenario("binance", Scenario("down", {"status": 503}))
+        async with open_runtime(settings_for(url, sim, breaker_failure_threshold=50)) as runtime:
+            clock = runtime.defer = DeferredClock()
+            await runtime.check(provider_ids=["binance"])
+            while clock.jobs:
+                await clock.run_next()
+            assert clock.delays == [60, 120, 240, 480]
+            logs = await failure_logs(runtime)
+        assert sim.stats()["providers"]["binance"]["requests"] == 5
+    assert logs == [
+        {
+            "endpoint": "health",
+            "outcome": "server_error",
+            "attempts": 5,
+            "final_outcome": "server_error",
+            "reason": logs[0]["reason"],
+        },
+    ]
+    assert logs[0]["reason"].startswith("gave up after attempt 5: HTTP 503")
+
+
+async def test_rate_limited_retry_waits_for_reset_and_recovers_on_the_backup_key(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("ETHERSCAN_KEY_1", "primary-key-0123456789abcdef")
+    monkeypatch.setenv("ETHERSCAN_KEY_2", "backup-key-0123456789abcdef")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'rl.db'}"
+    async with Simulator(port=0) as sim:
+        sim.set_scenario("etherscan", Scenario("rate_limited", {}))
+        async with open_runtime(settings_for(url, sim)) as runtime:
+            clock = runtime.defer = DeferredClock()
+            [first] = await runtime.check(provider_ids=["etherscan"])
+            assert first.outcome.value == "rate_limited"
+            assert clock.delays == [70.0]  # no Retry-After in a 200 body: 60 s fallback + 10 s
+            sim.set_scenario("etherscan", Scenario("healthy", {}))
+            await clock.run_next()
+            logs = await failure_logs(runtime)
+            keys = {
+                k["env_name"]: k["status"]
+                for k in runtime.engine.guard.keys["etherscan"].statuses()
+            }
+    assert [(r["attempts"], r["final_outcome"]) for r in logs] == [(2, "ok")]
+    assert logs[0]["reason"].startswith("recovered")
+    assert keys == {"ETHERSCAN_KEY_1": "rate_limited", "ETHERSCAN_KEY_2": "valid"}
+
+
+async def test_auth_error_is_never_retried_and_announces_key_expired(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("ETHERSCAN_KEY_1", "primary-key-0123456789abcdef")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+    async with Simulator(port=0) as sim:
+        sim.set_scenario("etherscan", Scenario("auth_failure", {}))
+        async with open_runtime(settings_for(url, sim)) as runtime:
+            clock = runtime.defer = DeferredClock()
+            events = runtime.bus.subscribe()
+            await runtime.check(provider_ids=["etherscan"])
+            logs = await failure_logs(runtime)
+            seen = []
+            while not events.queue.empty():
+                seen.append(events.queue.get_nowait())
+    assert clock.delays == []
+    assert [(r["attempts"], r["final_outcome"]) for r in logs] == [(1, "auth_error")]
+    expired = [e for e in seen if type(e).__name__ == "KeyExpired"]
+    assert [(e.provider, e.env_name) for e in expired] == [("etherscan", "ETHERSCAN_KEY_1")]
+    assert "primary-key" not in str(expired[0].as_dict())

@@ -80,7 +80,13 @@ class ProbeEngine:
         pool = self._keys.get(provider_id)
         return len(pool.keys) if pool else 0
 
-    async def probe(self, provider: ProviderSpec, endpoint_name: str) -> list[ProbeResult]:
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry
+
+    async def probe(
+        self, provider: ProviderSpec, endpoint_name: str, *, first_attempt: int = 1
+    ) -> list[ProbeResult]:
         """Probe once, retrying at once on timeout/connection errors per the policy.
 
         Returns every attempt, oldest first; the last one is the verdict.
@@ -88,7 +94,7 @@ class ProbeEngine:
         endpoint = provider.all_endpoints()[endpoint_name]
         timeout_s = endpoint.timeout_s or provider.timeout_s
         results: list[ProbeResult] = []
-        attempt = 1
+        attempt = first_attempt
         while True:
             # Every attempt passes the guard: a retry spends budget like any request.
             if self.guard is not None:
@@ -105,7 +111,9 @@ class ProbeEngine:
             result = await self._attempt(provider, endpoint_name, endpoint, key, timeout_s, attempt)
             if self.guard is not None:
                 await self.guard.settle(provider, key, result)
-            if not self._retry.retry_now(result.outcome, attempt):
+            # Immediate retries are counted within this call; a scheduled retry continues the
+            # numbering but starts a fresh run of at-once tries.
+            if not self._retry.retry_now(result.outcome, attempt - first_attempt + 1):
                 results.append(result)
                 return results
             results.append(dataclasses.replace(result, final=False))
