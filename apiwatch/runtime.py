@@ -214,6 +214,40 @@ class Runtime:
                 self._follow_up(result)
         return results
 
+    async def test_keys(
+        self, *, provider_id: str | None = None, env_name: str | None = None
+    ) -> list[dict[str, object]]:
+        """Probe each configured key (or one) against its provider's health endpoint.
+
+        Each test is one real request, counted in the provider's budget and stored as an
+        attempt; it updates the key's status but not the provider's (a bad backup key says
+        nothing about the provider).
+        """
+        guard = self.engine.guard
+        pools = guard.keys if guard is not None else {}
+        out: list[dict[str, object]] = []
+        for pid, pool in pools.items():
+            if provider_id is not None and pid != provider_id:
+                continue
+            spec = self.catalogue.providers[pid]
+            for key in pool.keys:
+                if env_name is not None and key.env_name != env_name:
+                    continue
+                [*_, result] = await self.engine.probe(spec, "health", key=key)
+                self.recorder.record(result)
+                out.append(
+                    {
+                        "provider": pid,
+                        "env_name": key.env_name,
+                        "masked": key.masked,
+                        "outcome": result.outcome.value,
+                        "status_code": result.status_code,
+                        "reason": result.reason,
+                        "status": pool.status(key).value,
+                    }
+                )
+        return out
+
     # --- scheduled retries (DESIGN §3): never a sleeping worker, always a timer -------------
 
     def _follow_up(self, result: ProbeResult) -> None:

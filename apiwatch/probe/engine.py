@@ -85,7 +85,12 @@ class ProbeEngine:
         return self._retry
 
     async def probe(
-        self, provider: ProviderSpec, endpoint_name: str, *, first_attempt: int = 1
+        self,
+        provider: ProviderSpec,
+        endpoint_name: str,
+        *,
+        first_attempt: int = 1,
+        key: Key | None = None,
     ) -> list[ProbeResult]:
         """Probe once, retrying at once on timeout/connection errors per the policy.
 
@@ -95,13 +100,14 @@ class ProbeEngine:
         timeout_s = endpoint.timeout_s or provider.timeout_s
         results: list[ProbeResult] = []
         attempt = first_attempt
+        pinned = key
         while True:
             # Every attempt passes the guard: a retry spends budget like any request.
             if self.guard is not None:
-                admission = await self.guard.admit(provider, endpoint)
+                admission = await self.guard.admit(provider, endpoint, key=pinned)
                 key, skip, detail = admission.key, admission.skip, admission.detail
             else:
-                key = self.key_for(provider)
+                key = pinned or self.key_for(provider)
                 needs = key is None and provider.endpoint_needs_key(endpoint)
                 skip = SkipReason.NO_KEY if needs else None
                 detail = SkipReason.NO_KEY.value

@@ -48,7 +48,12 @@ class ProbeGuard:
         self._clock = clock
         self._emit = emit
 
-    async def admit(self, provider: ProviderSpec, endpoint: EndpointSpec) -> Admission:
+    async def admit(
+        self, provider: ProviderSpec, endpoint: EndpointSpec, *, key: Key | None = None
+    ) -> Admission:
+        """Whether to send, and with which key; `key` pins one (a key test), else the pool's."""
+        if key is not None:
+            return await self._spend(provider, endpoint, key)
         if not self.breaker.allow(provider.id):
             state = self.breaker.state(provider.id)
             retry = f"; half-open trial after {_iso(state.retry_at)}" if state.retry_at else ""
@@ -59,6 +64,11 @@ class ProbeGuard:
             why = pool.unavailable_reason() if pool else None
             detail = "no_key" if why is None or why == "no_keys" else f"no_key ({why.value})"
             return Admission(None, SkipReason.NO_KEY, detail)
+        return await self._spend(provider, endpoint, key)
+
+    async def _spend(
+        self, provider: ProviderSpec, endpoint: EndpointSpec, key: Key | None
+    ) -> Admission:
         decision = await self.gate.acquire(provider.id, endpoint.weight)
         for warning in decision.warnings:
             self._emit(warning)
@@ -68,6 +78,7 @@ class ProbeGuard:
             return Admission(
                 None, SkipReason.RATE_LIMIT_BUDGET, f"rate_limit_budget{window}{until}"
             )
+        pool = self.keys.get(provider.id)
         if pool is not None and key is not None:
             pool.mark_used(key)
         return Admission(key)

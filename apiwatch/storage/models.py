@@ -254,4 +254,37 @@ class SystemMetric(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CircuitBreakerRow(Base):
+    """The persisted state of one provider's circuit breaker, restored after a restart.
+
+    `opened_at` and `retry_at` are unix seconds (floats), as the breaker keeps them.
+    """
+
+    __tablename__ = "circuit_breakers"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # closed / open / half_open
+    state: Mapped[str] = mapped_column(String(16))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[float | None] = mapped_column(Float)
+    retry_at: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventRow(Base):
+    """One operational event (a rate-limit warning, an expired key, a breaker transition)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_provider_at", "provider", "at"),
+        Index("ix_events_kind_at", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 TABLES = Base.metadata.tables

@@ -304,3 +304,24 @@ async def test_config_keys_are_masked_with_status_and_last_use(api: Api) -> None
     assert by_name["ETHERSCAN_KEY_2"]["status"] == "unknown"
     assert by_name["ETHERSCAN_KEY_1"]["masked"] == "TOPS…EY_1"
     assert {k["provider"] for k in listed} >= {"etherscan", "coinmarketcap", "newsapi"}
+
+
+async def test_key_test_probes_each_key_and_updates_its_status(api: Api) -> None:
+    api.sim.set_scenario("newsapi", Scenario("auth_failure", {}))
+    before = api.sim.stats()["providers"].get("etherscan", {}).get("requests", 0)
+    tested = (await api.client.post("/api/config/keys/test", json={"provider": "etherscan"})).json()
+    assert [(t["env_name"], t["outcome"], t["status"]) for t in tested] == [
+        ("ETHERSCAN_KEY_1", "ok", "valid"),
+        ("ETHERSCAN_KEY_2", "ok", "valid"),
+    ]
+    assert api.sim.stats()["providers"]["etherscan"]["requests"] == before + 2
+    [bad] = (
+        await api.client.post("/api/config/keys/test", json={"env_name": "NEWSAPI_KEY"})
+    ).json()
+    assert (bad["outcome"], bad["status"]) == ("auth_error", "invalid")
+    assert SECRET not in str(tested) + str(bad)
+    unknown = await api.client.post("/api/config/keys/test", json={"env_name": "NOPE_KEY"})
+    assert unknown.status_code == 404 and "NOPE_KEY" in unknown.text
+    # A failing key test says nothing about the provider's own status.
+    providers = {p["id"]: p["status"] for p in (await api.client.get("/api/providers")).json()}
+    assert providers["newsapi"] == "unknown"

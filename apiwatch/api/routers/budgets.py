@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from apiwatch.api.deps import RuntimeDep, known_provider
 
@@ -47,3 +47,21 @@ async def keys(runtime: RuntimeDep) -> list[dict[str, Any]]:
     if guard is None:
         raise HTTPException(503, "key pools are not enabled in this runtime")
     return [status for pool in guard.keys.values() for status in pool.statuses()]
+
+
+class KeyTestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str | None = None
+    env_name: str | None = None
+
+
+@router.post("/config/keys/test", summary="Test one key or all: one cheap request each")
+async def test_keys(runtime: RuntimeDep, body: KeyTestIn | None = None) -> list[dict[str, Any]]:
+    body = body or KeyTestIn()
+    if body.provider is not None:
+        known_provider(runtime, body.provider)
+    results = await runtime.test_keys(provider_id=body.provider, env_name=body.env_name)
+    if body.env_name is not None and not results:
+        raise HTTPException(404, f"no configured key named {body.env_name!r}")
+    return results
