@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 import aiohttp
@@ -23,7 +24,7 @@ from apiwatch.budget.keys import KeyPool
 from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
 from apiwatch.catalogue.loader import Catalogue, load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
-from apiwatch.domain import Outcome, ProbeResult, Status, StatusChange
+from apiwatch.domain import Outcome, ProbeResult, Status, StatusChange, utcnow
 from apiwatch.events import EventBus
 from apiwatch.probe.breaker import CircuitBreaker
 from apiwatch.probe.client import create_session
@@ -35,6 +36,7 @@ from apiwatch.settings import Settings
 from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.migrate import upgrade
 from apiwatch.storage.recorder import Recorder
+from apiwatch.storage.repositories import breakers as breaker_repo
 from apiwatch.storage.repositories import providers as provider_repo
 from apiwatch.storage.repositories import status_changes as status_repo
 from apiwatch.tracker import StatusTracker
@@ -139,14 +141,35 @@ class _NoTimer:
 _NO_TIMER: asyncio.TimerHandle = _NoTimer()  # type: ignore[assignment]
 
 
-def announcer(bus: EventBus) -> Callable[[object], None]:
-    """Publish a guard event (budget warning, expired key, breaker transition) and log it."""
+# Guard events by type, as stored in `events.kind` and shown by GET /api/events.
+EVENT_KINDS = {
+    "BudgetWarning": "rate_limit_warning",
+    "KeyExpired": "key_expired",
+    "BreakerTransition": "breaker_transition",
+}
+
+
+def announcer(
+    bus: EventBus, recorder: Recorder, *, on_breaker: Callable[[], None] = lambda: None
+) -> Callable[[object], None]:
+    """Publish a guard event (budget warning, expired key, breaker transition), store it as an
+    `events` row and log it; a breaker transition also triggers `on_breaker` (persistence)."""
 
     def announce(event: object) -> None:
         bus.publish(event)
         as_dict = getattr(event, "as_dict", None)
         fields = as_dict() if callable(as_dict) else dataclasses.asdict(event)  # type: ignore[call-overload]
-        log.info(type(event).__name__, **{k: v for k, v in fields.items() if k != "event"})
+        kind = EVENT_KINDS.get(type(event).__name__, type(event).__name__)
+        data = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
+        recorder.record(
+            (
+                "events",
+                {"kind": kind, "provider": fields.get("provider"), "data": data, "at": utcnow()},
+            )
+        )
+        log.info(kind, **{k: v for k, v in data.items() if k != "event"})
+        if kind == "breaker_transition":
+            on_breaker()
 
     return announce
 
@@ -334,6 +357,51 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def restore_breakers(self) -> None:
+        """Reload breaker state, so a restart does not hammer a provider that was failing."""
+        guard = self.engine.guard
+        if guard is None:
+            return
+        async with self.sessions() as session:
+            saved = await breaker_repo.load_breakers(session)
+        skipped = guard.breaker.restore(saved)
+        if skipped:
+            log.warning("breaker_state_unreadable", providers=skipped)
+
+    async def save_breakers(self) -> None:
+        guard = self.engine.guard
+        if guard is None:
+            return
+        async with self.sessions() as session:
+            await breaker_repo.save_breakers(session, snapshot=guard.breaker.snapshot())
+
+    def save_breakers_soon(self) -> None:
+        """Called from a breaker transition (synchronous): persist in the background."""
+        self._spawn(self.save_breakers)
+
+    async def snapshot_budgets(self) -> int:
+        """Store every window's usage in `rate_limit_usage` (for charts); returns rows queued."""
+        guard = self.engine.guard
+        if guard is None:
+            return 0
+        now = utcnow()
+        usage = await guard.gate.snapshot()
+        for window in usage:
+            self.recorder.record(
+                (
+                    "rate_limit_usage",
+                    {
+                        "provider": window.provider,
+                        "window": window.window,
+                        "limit": window.limit,
+                        "used": window.used,
+                        "source": window.source,
+                        "recorded_at": now,
+                    },
+                )
+            )
+        return len(usage)
+
     def schedule_health_checks(self) -> None:
         for spec in self.catalogue.enabled():
 
@@ -406,7 +474,11 @@ async def open_runtime(
             bus=bus,
             tracker=StatusTracker(catalogue.providers, window=settings.status_window),
             engine=build_engine(
-                settings, catalogue, http, redis_client=redis_client, emit=announcer(bus)
+                settings,
+                catalogue,
+                http,
+                redis_client=redis_client,
+                emit=announcer(bus, recorder, on_breaker=lambda: runtime.save_breakers_soon()),
             ),
             recorder=recorder,
             db_engine=db_engine,
@@ -414,14 +486,19 @@ async def open_runtime(
             scheduler=IntervalScheduler(concurrency=settings.probe_concurrency),
         )
         await _restore_statuses(runtime)
+        await runtime.restore_breakers()
         await recorder.start()
         stack.push_async_callback(recorder.stop)
         # Registered after the recorder: these stop first, so no probe outlives the final flush.
+        stack.push_async_callback(runtime.save_breakers)
         stack.push_async_callback(runtime.cancel_retries)
         stack.push_async_callback(runtime.scheduler.stop)
         run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
         if run_scheduler:
             runtime.schedule_health_checks()
+            runtime.scheduler.add(
+                "budget_snapshot", settings.budget_snapshot_interval_s, runtime.snapshot_budgets
+            )
             runtime.scheduler.start()
         log.info(
             "started",

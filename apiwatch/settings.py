@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     budget_warn_at: float = Field(default=0.8, gt=0, le=1)
+    budget_snapshot_interval_s: float = Field(default=60.0, gt=0)
 
     @field_validator("upstream_override")
     @classmethod

@@ -54,9 +54,9 @@ async def test_scheduler_runs_health_checks_of_every_enabled_provider(tmp_path: 
         async with open_runtime(settings) as runtime:
             enabled = {spec.id for spec in runtime.catalogue.enabled()}
             jobs = runtime.scheduler.jobs()
-            assert set(jobs) == {f"health:{pid}" for pid in enabled}
+            assert set(jobs) == {f"health:{pid}" for pid in enabled} | {"budget_snapshot"}
             await asyncio.sleep(1.0)
-            runs = {name: job.runs for name, job in jobs.items()}
+            runs = {name: job.runs for name, job in jobs.items() if name.startswith("health:")}
         assert all(count >= 2 for count in runs.values()), runs
         keyless = {spec.id for spec in runtime.catalogue.enabled() if not spec.auth.required}
         probed = {pid for pid, seen in sim.stats()["providers"].items() if seen["requests"]}
@@ -165,3 +165,45 @@ async def test_auth_error_is_never_retried_and_announces_key_expired(
     expired = [e for e in seen if type(e).__name__ == "KeyExpired"]
     assert [(e.provider, e.env_name) for e in expired] == [("etherscan", "ETHERSCAN_KEY_1")]
     assert "primary-key" not in str(expired[0].as_dict())
+
+
+async def test_budget_snapshots_are_stored_for_charts(tmp_path: Path) -> None:
+    from apiwatch.storage.models import RateLimitUsage
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'snap.db'}"
+    async with Simulator(port=0) as sim, open_runtime(settings_for(url, sim)) as runtime:
+        await runtime.check(provider_ids=["cryptocompare", "binance"])
+        queued = await runtime.snapshot_budgets()
+        await runtime.recorder.flush()
+        async with runtime.sessions() as session:
+            rows = (await session.scalars(select(RateLimitUsage))).all()
+    got = {(r.provider, r.window): (r.used, r.limit, r.source) for r in rows}
+    assert queued == len(rows) > 0
+    assert got[("cryptocompare", "second")] == (1, 20, "counted")
+    assert got[("binance", "minute")][1:] == (6000, "reported")
+
+
+async def test_open_breaker_survives_a_restart_and_guard_events_are_stored(tmp_path: Path) -> None:
+    from apiwatch.storage.repositories import events
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'breaker.db'}"
+    async with Simulator(port=0) as sim:
+        sim.set_scenario("binance", Scenario("down", {"status": 503}))
+        settings = settings_for(url, sim, breaker_failure_threshold=2, breaker_cooldown_s=600)
+        async with open_runtime(settings) as runtime:
+            runtime.defer = DeferredClock()  # keep scheduled retries out of this test
+            for _ in range(2):
+                await runtime.check(provider_ids=["binance"])
+            assert runtime.engine.guard.breaker.state("binance").state == "open"
+        sim.set_scenario("binance", Scenario("healthy", {}))
+        async with open_runtime(settings) as runtime:
+            [result] = await runtime.check(provider_ids=["binance"])
+            state = runtime.tracker.state("binance")
+            async with runtime.sessions() as session:
+                stored = await events.list_events(session, kind="breaker_transition")
+        assert sim.stats()["providers"]["binance"]["requests"] == 2  # nothing sent after restart
+    assert (result.outcome.value, result.reason.split(";")[0]) == ("skipped", "circuit_open")
+    assert (state.status, state.reason) == (Status.OFFLINE, "circuit breaker open")
+    assert [(e["provider"], e["data"]["from"], e["data"]["to"]) for e in stored] == [
+        ("binance", "closed", "open")
+    ]

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from apiwatch import __version__
-from apiwatch.api.routers import budgets, failures, logs, providers, schedule, status
+from apiwatch.api.routers import budgets, events, failures, logs, providers, schedule, status
 from apiwatch.catalogue.loader import Catalogue
 from apiwatch.runtime import open_runtime
 from apiwatch.settings import Settings
@@ -53,6 +53,7 @@ def create_app(
         failures.router,
         schedule.router,
         budgets.router,
+        events.router,
     ):
         app.include_router(router)
 

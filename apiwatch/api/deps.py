@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -33,3 +34,13 @@ def known_provider(runtime: Runtime, provider_id: str) -> ProviderSpec:
         known = ", ".join(sorted(runtime.catalogue.providers))
         raise HTTPException(404, f"unknown provider {provider_id!r}; known: {known}")
     return spec
+
+
+def as_utc(value: datetime | None, name: str) -> datetime | None:
+    """A time without an offset is read as UTC, the zone everything here is stored in."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise HTTPException(422, f"{name} is out of range once converted to UTC") from exc

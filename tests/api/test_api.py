@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -325,3 +326,18 @@ async def test_key_test_probes_each_key_and_updates_its_status(api: Api) -> None
     # A failing key test says nothing about the provider's own status.
     providers = {p["id"]: p["status"] for p in (await api.client.get("/api/providers")).json()}
     assert providers["newsapi"] == "unknown"
+
+
+async def test_rate_limit_warnings_are_stored_and_listed(api: Api) -> None:
+    # Start just after a second boundary so the 4 concurrent requests share one second window.
+    await asyncio.sleep(1.02 - time.time() % 1)
+    ran = await trigger(api, provider="etherscan", scope="all")
+    outcomes = sorted(r["outcome"] for r in ran["results"])
+    assert outcomes == ["ok", "ok", "ok", "skipped"]  # 3 per second: the 4th waits
+    await settle()
+    listed = (await api.client.get("/api/events", params={"kind": "rate_limit_warning"})).json()
+    assert [(e["provider"], e["data"]["window"], e["data"]["limit"]) for e in listed] == [
+        ("etherscan", "second", 3)
+    ]
+    bad = await api.client.get("/api/events", params={"kind": "nope"})
+    assert bad.status_code == 422

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from apiwatch.api.deps import RuntimeDep, SessionDep, known_provider
+from apiwatch.api.deps import RuntimeDep, SessionDep, as_utc, known_provider
 from apiwatch.domain import Outcome
 from apiwatch.storage.repositories import attempts
 
@@ -35,16 +35,6 @@ class LogPage(BaseModel):
     offset: int
 
 
-def _as_utc(value: datetime | None, name: str) -> datetime | None:
-    """A time without an offset is read as UTC, the zone everything here is stored in."""
-    if value is None:
-        return None
-    try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except OverflowError as exc:
-        raise HTTPException(422, f"{name} is out of range once converted to UTC") from exc
-
-
 @router.get("/logs", response_model=LogPage, summary="Connection attempts, newest first")
 async def get_logs(
     runtime: RuntimeDep,
@@ -58,7 +48,7 @@ async def get_logs(
 ) -> LogPage:
     if provider is not None:
         known_provider(runtime, provider)
-    since, until = _as_utc(since, "since"), _as_utc(until, "until")
+    since, until = as_utc(since, "since"), as_utc(until, "until")
     if since and until and since > until:
         raise HTTPException(400, "since must not be after until")
     rows, total = await attempts.list_attempts(

@@ -1,0 +1,31 @@
+"""`GET /api/events`: stored guard events — budget warnings, expired keys, breaker moves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from apiwatch.api.deps import RuntimeDep, SessionDep, as_utc, known_provider
+from apiwatch.storage.repositories import events
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+Kind = Literal["rate_limit_warning", "key_expired", "breaker_transition"]
+
+
+@router.get("/events", summary="Budget warnings, expired keys and breaker transitions")
+async def list_events(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    kind: Kind | None = None,
+    provider: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    if provider is not None:
+        known_provider(runtime, provider)
+    return await events.list_events(
+        session, kind=kind, provider=provider, since=as_utc(since, "since"), limit=limit
+    )
