@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
+from apiwatch.budget.shared import RedisState
 from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
 from apiwatch.catalogue.loader import Catalogue, load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
@@ -80,6 +81,7 @@ def build_engine(
         ),
         keys=keys,
         emit=emit,
+        shared=RedisState(redis_client) if redis_client is not None else None,
     )
     return ProbeEngine(
         session=http,

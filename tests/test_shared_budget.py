@@ -43,7 +43,7 @@ async def run_check(env: dict[str, str]) -> list[dict]:
         "--json",
         "--health-only",
         "--repeat",
-        "20",
+        env.get("REPEAT", "20"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **env},
@@ -77,3 +77,36 @@ async def test_two_processes_together_stay_within_the_providers_limit(
         received = sim.stats()["providers"][pid]["requests"]
     # 2 processes x 20 rounds = 40 wanted; the shared budget let exactly the limit through.
     assert received == LIMIT
+
+
+async def test_breaker_and_key_status_are_shared_between_processes(
+    redis_url: str, tmp_path: Path
+) -> None:
+    pid = f"shared_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{pid}.yaml").write_text(
+        f"id: {pid}\nname: Shared state test\ncategory: blockchain_explorers\n"
+        "base_url: https://api.etherscan.io\n"
+        "auth: {in: query, name: apikey, keys: [SHARED_KEY_1, SHARED_KEY_2], required: true}\n"
+        "health:\n  path: /v2/api\n  params: {chainid: 1, module: stats, action: ethsupply}\n"
+    )
+    async with Simulator(port=0, providers=["etherscan", pid]) as sim:
+        env = {
+            "PROVIDER": pid,
+            "REDIS_URL": redis_url,
+            "APIWATCH_UPSTREAM_OVERRIDE": sim.url,
+            "APIWATCH_CATALOGUE_DIR": str(tmp_path),
+            "APIWATCH_BREAKER_FAILURE_THRESHOLD": "3",
+            "SHARED_KEY_1": "shared-primary-0123456789",
+            "SHARED_KEY_2": "shared-backup-0123456789",
+        }
+        # Process A: every answer is a 404, so its breaker opens after 3 failures.
+        first = await run_check({**env, "REPEAT": "3"})
+        sent_by_a = sim.stats()["providers"][pid]["requests"]
+        # Process B starts afterwards with no memory of its own: it must not send at all.
+        second = await run_check({**env, "REPEAT": "1"})
+        sent_total = sim.stats()["providers"][pid]["requests"]
+    assert [r["outcome"] for r in first] == ["client_error"]  # the last of 3 rounds
+    assert sent_by_a == 3
+    assert [r["outcome"] for r in second] == ["skipped"]
+    assert second[0]["reason"].startswith("circuit_open")
+    assert sent_total == 3

@@ -211,6 +211,35 @@ class KeyPool:
             )
         return rows
 
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Key states by env-var name (never the value), to share between processes."""
+        return {
+            key.env_name: {
+                "status": state.status.value,
+                "last_used": _iso(state.last_used),
+                "until": _iso(state.until),
+                "before_limit": state.before_limit.value,
+            }
+            for key, state in self._states.items()
+        }
+
+    def restore(self, snapshot: dict[str, dict[str, Any]]) -> None:
+        """Take over key states another process saw; unknown names and bad entries are ignored."""
+        by_name = {key.env_name: key for key in self.keys}
+        for name, entry in snapshot.items():
+            key = by_name.get(name)
+            if key is None:
+                continue
+            try:
+                self._states[key] = _KeyState(
+                    status=KeyStatus(entry["status"]),
+                    last_used=_parse(entry.get("last_used")),
+                    until=_parse(entry.get("until")),
+                    before_limit=KeyStatus(entry.get("before_limit", "unknown")),
+                )
+            except (KeyError, ValueError, TypeError):
+                continue
+
     # -- internals -------------------------------------------------------------------------
 
     def _state(self, key: Key) -> _KeyState:
@@ -239,3 +268,7 @@ class KeyPool:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

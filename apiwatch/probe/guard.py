@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.headers import usage_from_headers
 from apiwatch.budget.keys import Key, KeyPool
+from apiwatch.budget.shared import LocalState, SharedState
 from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
 from apiwatch.domain import Outcome, ProbeResult, SkipReason
 from apiwatch.probe.breaker import CircuitBreaker
@@ -41,8 +42,10 @@ class ProbeGuard:
         keys: dict[str, KeyPool],
         clock: Callable[[], float] = time.time,
         emit: Callable[[object], None] = lambda event: None,
+        shared: SharedState | None = None,
     ) -> None:
         self.gate = gate
+        self.shared = shared or LocalState()
         self.breaker = breaker
         self.keys = keys
         self._clock = clock
@@ -52,6 +55,7 @@ class ProbeGuard:
         self, provider: ProviderSpec, endpoint: EndpointSpec, *, key: Key | None = None
     ) -> Admission:
         """Whether to send, and with which key; `key` pins one (a key test), else the pool's."""
+        await self._take_shared(provider.id)
         if key is not None:
             return await self._spend(provider, endpoint, key)
         if not self.breaker.allow(provider.id):
@@ -103,6 +107,30 @@ class ProbeGuard:
                 pool.mark_ok(key)
         # Transitions reach listeners through the breaker's own on_transition callback.
         self.breaker.record(provider.id, result.outcome)
+        await self._share(provider.id)
+
+    async def _take_shared(self, provider: str) -> None:
+        """Adopt what other processes last saw of this provider's breaker and keys."""
+        seen = await self.shared.load(provider)
+        if "breaker" in seen:
+            # Keep our own open/half-open circuit (and its single trial) unless another
+            # process closed it; otherwise adopt theirs, failure counts included.
+            ours_open = self.breaker.is_open(provider)
+            theirs_open = seen["breaker"].get("state") != "closed"
+            if not (ours_open and theirs_open):
+                self.breaker.restore({provider: seen["breaker"]})
+        pool = self.keys.get(provider)
+        if "keys" in seen and pool is not None:
+            pool.restore(seen["keys"])
+
+    async def _share(self, provider: str) -> None:
+        if isinstance(self.shared, LocalState):
+            return
+        parts: dict[str, object] = {"breaker": self.breaker.state(provider).as_dict()}
+        pool = self.keys.get(provider)
+        if pool is not None and pool.keys:
+            parts["keys"] = pool.snapshot()
+        await self.shared.save(provider, **parts)
 
 
 def _iso(unix: float) -> str:

@@ -1,0 +1,56 @@
+"""State that several apiwatch processes share: breaker and key-pool snapshots per provider.
+
+In one process nothing needs sharing (`LocalState` does nothing); with Redis each provider's
+snapshot lives under one key, read before a probe and written after it. Last writer wins:
+two processes finishing at once may lose one failure count, which only delays a breaker by
+a probe; it never lets a provider be hit harder than its budget, which is counted atomically
+by the budget store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+
+class SharedState(Protocol):
+    async def load(self, provider: str) -> dict[str, Any]: ...
+
+    async def save(self, provider: str, **parts: Any) -> None: ...
+
+
+class LocalState:
+    """One process: its own breaker and pools are the whole truth."""
+
+    async def load(self, provider: str) -> dict[str, Any]:
+        return {}
+
+    async def save(self, provider: str, **parts: Any) -> None:
+        return None
+
+
+class RedisState:
+    def __init__(self, redis_client: Redis, prefix: str = "apiwatch:state:") -> None:
+        self._redis = redis_client
+        self._prefix = prefix
+
+    async def load(self, provider: str) -> dict[str, Any]:
+        """{"breaker": {...}, "keys": {...}} as last saved by any process (parts may be absent)."""
+        names = ("breaker", "keys")
+        values = await self._redis.mget([f"{self._prefix}{part}:{provider}" for part in names])
+        out: dict[str, Any] = {}
+        for name, raw in zip(names, values, strict=True):
+            if raw:
+                try:
+                    out[name] = json.loads(raw)
+                except ValueError:
+                    continue
+        return out
+
+    async def save(self, provider: str, **parts: Any) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, value in parts.items():
+                pipe.set(f"{self._prefix}{name}:{provider}", json.dumps(value))
+            await pipe.execute()
