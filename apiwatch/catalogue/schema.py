@@ -133,6 +133,8 @@ class EndpointSpec(_Strict):
     collector: str | None = None
     timestamp: TimestampSpec | None = None
     needs_key: bool | None = None  # overrides the provider's auth.required for this endpoint
+    # The provider reports our usage in this endpoint's body (see apiwatch/budget/usage.py).
+    usage: Literal["coinmarketcap_key_info", "coingecko_key", "etherscan_apilimit"] | None = None
 
     @field_validator("path")
     @classmethod

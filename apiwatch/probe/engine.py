@@ -116,7 +116,7 @@ class ProbeEngine:
                 return results
             result = await self._attempt(provider, endpoint_name, endpoint, key, timeout_s, attempt)
             if self.guard is not None:
-                await self.guard.settle(provider, key, result)
+                await self.guard.settle(provider, key, result, endpoint)
             # Immediate retries are counted within this call; a scheduled retry continues the
             # numbering but starts a fresh run of at-once tries.
             if not self._retry.retry_now(result.outcome, attempt - first_attempt + 1):

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apiwatch.budget.gate import BudgetGate
-from apiwatch.budget.headers import usage_from_headers
+from apiwatch.budget.headers import Report, usage_from_headers
 from apiwatch.budget.keys import Key, KeyPool
 from apiwatch.budget.shared import LocalState, SharedState
+from apiwatch.budget.usage import usage_from_body
 from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
 from apiwatch.domain import Outcome, ProbeResult, SkipReason
 from apiwatch.probe.breaker import CircuitBreaker
@@ -87,9 +88,17 @@ class ProbeGuard:
             pool.mark_used(key)
         return Admission(key)
 
-    async def settle(self, provider: ProviderSpec, key: Key | None, result: ProbeResult) -> None:
+    async def settle(
+        self,
+        provider: ProviderSpec,
+        key: Key | None,
+        result: ProbeResult,
+        endpoint: EndpointSpec | None = None,
+    ) -> None:
         now = self._clock()
-        reports = usage_from_headers(result.headers, now=now)
+        reports: list[Report] = list(usage_from_headers(result.headers, now=now))
+        if endpoint is not None and endpoint.usage and result.outcome.is_success:
+            reports.extend(usage_from_body(endpoint.usage, result.payload))
         if reports:
             await self.gate.apply(provider.id, reports)
         pool = self.keys.get(provider.id)

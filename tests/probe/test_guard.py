@@ -161,3 +161,33 @@ async def test_key_status_is_shared_through_redis(rig_for) -> None:
     assert rejected.key_label is not None and rejected.key_label.startswith("ETHERSCAN_KEY_1=")
     # The second process never tries the key the first one saw rejected.
     assert accepted.key_label is not None and accepted.key_label.startswith("ETHERSCAN_KEY_2=")
+
+
+@pytest.mark.parametrize(
+    ("provider", "endpoint", "window", "limit"),
+    [
+        ("coinmarketcap", "health", "month", 10000),
+        ("coinmarketcap", "health", "minute", 30),
+        ("etherscan", "api_limit", "day", 100000),
+    ],
+)
+async def test_usage_endpoints_report_what_the_key_has_used(
+    rig_for, provider: str, endpoint: str, window: str, limit: int
+) -> None:
+    chosen = spec(provider)
+    rig = rig_for(chosen)
+    for _ in range(2):
+        result = await rig.probe(chosen, endpoint)
+        assert result.outcome is Outcome.OK, result.reason
+    windows = {w.window: w for w in await rig.guard.gate.snapshot(provider)}
+    assert windows[window].source == "reported"
+    assert windows[window].limit == limit
+    assert windows[window].used >= 1  # the simulator's own count, as the provider reports it
+
+
+def test_usage_parsers_ignore_surprising_shapes() -> None:
+    from apiwatch.budget.usage import PARSERS
+
+    for parser in PARSERS.values():
+        for junk in (None, [], "x", {"data": "x"}, {"result": {"creditsUsed": True}}):
+            assert parser(junk) == []
