@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -25,13 +25,14 @@ from apiwatch.budget.shared import RedisState
 from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
 from apiwatch.catalogue.loader import Catalogue, load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
-from apiwatch.domain import Outcome, ProbeResult, Status, StatusChange, utcnow
+from apiwatch.domain import ProbeResult, Status, StatusChange, utcnow
 from apiwatch.events import EventBus
 from apiwatch.probe.breaker import CircuitBreaker
 from apiwatch.probe.client import create_session
 from apiwatch.probe.engine import ProbeEngine
 from apiwatch.probe.guard import ProbeGuard
 from apiwatch.probe.retry import RetryPolicy
+from apiwatch.retries import RetryChains
 from apiwatch.scheduler.loop import IntervalScheduler
 from apiwatch.settings import Settings
 from apiwatch.storage.db import create_engine, create_sessionmaker
@@ -127,22 +128,6 @@ async def run_checks(
     return [result for batch in batches for result in batch]
 
 
-@dataclass
-class _Chain:
-    """A check that failed and is being retried: its first and latest results."""
-
-    first: ProbeResult
-    last: ProbeResult | None = None
-
-
-class _NoTimer:
-    def cancel(self) -> None:
-        return None
-
-
-_NO_TIMER: asyncio.TimerHandle = _NoTimer()  # type: ignore[assignment]
-
-
 # Guard events by type, as stored in `events.kind` and shown by GET /api/events.
 EVENT_KINDS = {
     "BudgetWarning": "rate_limit_warning",
@@ -188,11 +173,21 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     scheduler: IntervalScheduler
 
-    # When a retry is due: `defer(delay_s, job)`; tests inject their own clock here.
-    defer: Callable[[float, Callable[[], Awaitable[None]]], None] | None = None
-    _chains: dict[tuple[str, str], _Chain] = field(default_factory=dict)
-    _timers: dict[tuple[str, str], asyncio.TimerHandle] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    retries: RetryChains = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.retries = RetryChains(
+            probe=self._probe_and_handle,
+            record=self.recorder.record,
+            policy=self.engine.retry_policy,
+        )
+
+    async def _probe_and_handle(self, provider_id: str, endpoint: str, attempt: int) -> ProbeResult:
+        spec = self.catalogue.providers[provider_id]
+        results = await self.engine.probe(spec, endpoint, first_attempt=attempt)
+        for result in results:
+            self.handle(result)
+        return results[-1]
 
     def provider(self, provider_id: str) -> ProviderSpec | None:
         return self.catalogue.get(provider_id)
@@ -236,7 +231,7 @@ class Runtime:
             self.handle(result)
         for result in results:
             if result.final:
-                self._follow_up(result)
+                self.retries.follow_up(result)
         return results
 
     async def test_keys(
@@ -273,91 +268,8 @@ class Runtime:
                 )
         return out
 
-    # --- scheduled retries (DESIGN §3): never a sleeping worker, always a timer -------------
-
-    def _follow_up(self, result: ProbeResult) -> None:
-        """Schedule the next try of a failed check, or close its retry chain in failure_logs."""
-        key = (result.provider, result.endpoint)
-        chain = self._chains.get(key)
-        failed = result.outcome.is_failure or result.outcome is Outcome.RATE_LIMITED
-        if not failed:
-            if chain is not None:
-                ended = "recovered" if result.outcome.is_success else "not probed"
-                self._close_chain(key, result, f"{ended}: {result.reason or result.outcome}")
-            return
-        if chain is None:
-            chain = self._chains[key] = _Chain(first=result)
-        chain.last = result
-        if key in self._timers:
-            return  # a retry is already due; this result came from a scheduled check
-        delay = self.engine.retry_policy.delay_before_retry(
-            result.outcome, result.attempt, retry_after_s=result.retry_after_s
-        )
-        if delay is None:
-            self._close_chain(
-                key, result, f"gave up after attempt {result.attempt}: {result.reason}"
-            )
-            return
-        log.info(
-            "retry_scheduled",
-            provider=key[0],
-            endpoint=key[1],
-            in_s=delay,
-            attempt=result.attempt + 1,
-            outcome=result.outcome.value,
-        )
-        self._schedule(key, delay, result.attempt + 1)
-
-    def _schedule(self, key: tuple[str, str], delay: float, attempt: int) -> None:
-        async def run() -> None:
-            self._timers.pop(key, None)
-            spec = self.catalogue.providers[key[0]]
-            results = await self.engine.probe(spec, key[1], first_attempt=attempt)
-            for result in results:
-                self.handle(result)
-            self._follow_up(results[-1])
-
-        if self.defer is not None:
-            self._timers[key] = _NO_TIMER
-            self.defer(delay, run)
-            return
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(delay, self._spawn, run)
-
-    def _spawn(self, job: Callable[[], Awaitable[None]]) -> None:
-        task = asyncio.ensure_future(job())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _close_chain(self, key: tuple[str, str], last: ProbeResult, reason: str) -> None:
-        chain = self._chains.pop(key, None)
-        if chain is None:
-            return
-        self.recorder.record(
-            (
-                "failure_logs",
-                {
-                    "provider": key[0],
-                    "endpoint": key[1],
-                    "outcome": chain.first.outcome.value,
-                    "attempts": last.attempt,
-                    "final_outcome": last.outcome.value,
-                    "reason": reason[:1000],
-                    "first_at": chain.first.started_at,
-                    "last_at": last.started_at,
-                },
-            )
-        )
-
     async def cancel_retries(self) -> None:
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.retries.cancel()
 
     async def restore_breakers(self) -> None:
         """Reload breaker state, so a restart does not hammer a provider that was failing."""
@@ -379,7 +291,7 @@ class Runtime:
 
     def save_breakers_soon(self) -> None:
         """Called from a breaker transition (synchronous): persist in the background."""
-        self._spawn(self.save_breakers)
+        self.retries.spawn(self.save_breakers)
 
     async def snapshot_budgets(self) -> int:
         """Store every window's usage in `rate_limit_usage` (for charts); returns rows queued."""

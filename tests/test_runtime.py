@@ -101,7 +101,7 @@ async def test_server_errors_back_off_1_2_4_8_minutes_then_give_up(tmp_path: Pat
     async with Simulator(port=0) as sim:
         sim.set_scenario("binance", Scenario("down", {"status": 503}))
         async with open_runtime(settings_for(url, sim, breaker_failure_threshold=50)) as runtime:
-            clock = runtime.defer = DeferredClock()
+            clock = runtime.retries.defer = DeferredClock()
             await runtime.check(provider_ids=["binance"])
             while clock.jobs:
                 await clock.run_next()
@@ -129,7 +129,7 @@ async def test_rate_limited_retry_waits_for_reset_and_recovers_on_the_backup_key
     async with Simulator(port=0) as sim:
         sim.set_scenario("etherscan", Scenario("rate_limited", {}))
         async with open_runtime(settings_for(url, sim)) as runtime:
-            clock = runtime.defer = DeferredClock()
+            clock = runtime.retries.defer = DeferredClock()
             [first] = await runtime.check(provider_ids=["etherscan"])
             assert first.outcome.value == "rate_limited"
             assert clock.delays == [70.0]  # no Retry-After in a 200 body: 60 s fallback + 10 s
@@ -153,7 +153,7 @@ async def test_auth_error_is_never_retried_and_announces_key_expired(
     async with Simulator(port=0) as sim:
         sim.set_scenario("etherscan", Scenario("auth_failure", {}))
         async with open_runtime(settings_for(url, sim)) as runtime:
-            clock = runtime.defer = DeferredClock()
+            clock = runtime.retries.defer = DeferredClock()
             events = runtime.bus.subscribe()
             await runtime.check(provider_ids=["etherscan"])
             logs = await failure_logs(runtime)
@@ -191,7 +191,7 @@ async def test_open_breaker_survives_a_restart_and_guard_events_are_stored(tmp_p
         sim.set_scenario("binance", Scenario("down", {"status": 503}))
         settings = settings_for(url, sim, breaker_failure_threshold=2, breaker_cooldown_s=600)
         async with open_runtime(settings) as runtime:
-            runtime.defer = DeferredClock()  # keep scheduled retries out of this test
+            runtime.retries.defer = DeferredClock()  # keep scheduled retries out of this test
             for _ in range(2):
                 await runtime.check(provider_ids=["binance"])
             assert runtime.engine.guard.breaker.state("binance").state == "open"
