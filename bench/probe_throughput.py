@@ -19,10 +19,13 @@ import time
 
 import aiohttp
 
+from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
 from apiwatch.catalogue.loader import load_catalogue
+from apiwatch.probe.breaker import CircuitBreaker
 from apiwatch.probe.client import create_session
 from apiwatch.probe.engine import ProbeEngine, build_url
+from apiwatch.probe.guard import ProbeGuard
 
 
 def free_port() -> int:
@@ -56,12 +59,20 @@ async def bare(url: str, n: int, concurrency: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-async def engine_rate(override: str, n: int, concurrency: int) -> float:
+async def engine_rate(override: str, n: int, concurrency: int, *, guarded: bool) -> float:
     spec = load_catalogue().providers["binance"]
     limit = asyncio.Semaphore(concurrency)
     async with create_session(connection_limit=concurrency) as http:
+        keys = {"binance": KeyPool("binance", [])}
+        # Guarded: breaker + key pool + budget gate (memory), with a budget too large to bind.
+        guard = ProbeGuard(
+            gate=BudgetGate({"binance": {"minute": 10**9}}), breaker=CircuitBreaker(), keys=keys
+        )
         engine = ProbeEngine(
-            session=http, keys={"binance": KeyPool("binance", [])}, upstream_override=override
+            session=http,
+            keys=keys,
+            upstream_override=override,
+            guard=guard if guarded else None,
         )
 
         async def one() -> None:
@@ -86,17 +97,24 @@ async def main(args: argparse.Namespace) -> None:
         await wait_ready(override)
         spec = load_catalogue().providers["binance"]
         url = build_url(spec, spec.health, override)
-        bare_rates, engine_rates = [], []
+        bare_rates, engine_rates, guarded_rates = [], [], []
         for _ in range(args.rounds):
             bare_rates.append(await bare(url, args.probes, args.concurrency))
-            engine_rates.append(await engine_rate(override, args.probes, args.concurrency))
+            engine_rates.append(
+                await engine_rate(override, args.probes, args.concurrency, guarded=False)
+            )
+            guarded_rates.append(
+                await engine_rate(override, args.probes, args.concurrency, guarded=True)
+            )
         b, e = statistics.median(bare_rates), statistics.median(engine_rates)
+        g = statistics.median(guarded_rates)
         print(
             f"probes per round: {args.probes}, concurrency {args.concurrency}, rounds {args.rounds}"
         )
         print(f"bare aiohttp GET      median {b:8.0f} req/s   {[round(x) for x in bare_rates]}")
         print(f"apiwatch ProbeEngine  median {e:8.0f} probes/s {[round(x) for x in engine_rates]}")
-        print(f"engine / bare ratio   {e / b:.2f}")
+        print(f"engine + guard        median {g:8.0f} probes/s {[round(x) for x in guarded_rates]}")
+        print(f"engine / bare ratio   {e / b:.2f}   guarded / bare {g / b:.2f}")
     finally:
         sim.terminate()
         sim.wait(5)
