@@ -21,9 +21,11 @@ async def test_jobs_run_on_their_interval_and_stop_cleanly() -> None:
     await asyncio.sleep(0.28)
     await scheduler.stop()
     count = len(runs)
-    assert 4 <= count <= 7
+    assert 3 <= count <= 7
     gaps = [b - a for a, b in itertools.pairwise(runs)]
-    assert all(0.03 < gap < 0.1 for gap in gaps), gaps
+    # On a fixed grid: no run comes early, and lateness does not accumulate.
+    assert all(0.03 < gap < 0.15 for gap in gaps), gaps
+    assert runs[-1] - runs[0] < 0.05 * (count - 1) + 0.1
     await asyncio.sleep(0.1)
     assert len(runs) == count  # nothing runs after stop
 
