@@ -193,6 +193,8 @@ def classify_exception(exc: BaseException) -> Classified:
         )
     if isinstance(exc, aiohttp.ClientPayloadError):
         return Classified(Outcome.CONNECTION_ERROR, "connection broke while reading the body")
+    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
+        return Classified(Outcome.CONNECTION_ERROR, exc.strerror.lower())
     if isinstance(exc, aiohttp.ClientResponseError):
         return Classified(Outcome.INVALID_PAYLOAD, f"malformed HTTP response ({exc.message})")
     if isinstance(exc, aiohttp.ClientError | OSError):
