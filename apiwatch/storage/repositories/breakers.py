@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apiwatch.domain import utcnow
 from apiwatch.storage.models import CircuitBreakerRow
+from apiwatch.storage.repositories._rows import upsert
 
 _TABLE = CircuitBreakerRow.__table__
 _C = _TABLE.c
@@ -50,19 +49,7 @@ async def save_breakers(session: AsyncSession, *, snapshot: dict[str, dict[str, 
         return
     now = utcnow()
     rows = [_breaker_row(provider, entry, now) for provider, entry in snapshot.items()]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = pg_insert(_TABLE)
-    elif dialect == "sqlite":
-        statement = sqlite_insert(_TABLE)
-    else:
-        raise NotImplementedError(f"save_breakers does not support {dialect}")
-    statement = statement.on_conflict_do_update(
-        index_elements=["provider"],
-        set_={name: statement.excluded[name] for name in _UPDATABLE},
-    )
-    await session.execute(statement, rows)
-    await session.commit()
+    await upsert(session, table=_TABLE, rows=rows, key="provider", updatable=_UPDATABLE)
 
 
 async def load_breakers(session: AsyncSession) -> dict[str, dict[str, Any]]:

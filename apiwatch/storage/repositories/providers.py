@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apiwatch.domain import utcnow
 from apiwatch.storage.models import Provider
-from apiwatch.storage.repositories._rows import columns, row_dict
+from apiwatch.storage.repositories._rows import columns, row_dict, upsert
 
 _TABLE = Provider.__table__
 _UPDATABLE = ("name", "category", "base_url", "enabled", "updated_at")
@@ -37,20 +35,7 @@ async def sync_providers(session: AsyncSession, *, providers: list[dict[str, Any
         return
     now = utcnow()
     rows = [_provider_row(spec, now) for spec in providers]
-    # Both dialects have INSERT ... ON CONFLICT with the same shape; only the import differs.
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = pg_insert(_TABLE)
-    elif dialect == "sqlite":
-        statement = sqlite_insert(_TABLE)
-    else:
-        raise NotImplementedError(f"sync_providers does not support {dialect}")
-    statement = statement.on_conflict_do_update(
-        index_elements=["id"],
-        set_={name: statement.excluded[name] for name in _UPDATABLE},
-    )
-    await session.execute(statement, rows)
-    await session.commit()
+    await upsert(session, table=_TABLE, rows=rows, key="id", updatable=_UPDATABLE)
 
 
 async def list_providers(session: AsyncSession) -> list[dict[str, Any]]:
