@@ -89,8 +89,11 @@ class RetryChains:
 
     def _schedule(self, key: tuple[str, str], delay: float, attempt: int) -> None:
         async def run() -> None:
+            # The key stays marked while the retry is in flight, so a scheduled check that
+            # fails meanwhile only updates the chain instead of scheduling a second retry.
+            result = await self._probe(key[0], key[1], attempt)
             self._timers.pop(key, None)
-            self.follow_up(await self._probe(key[0], key[1], attempt))
+            self.follow_up(result)
 
         if self.defer is not None:
             self._timers[key] = _NO_TIMER
@@ -106,6 +109,8 @@ class RetryChains:
 
     def _close_chain(self, key: tuple[str, str], last: ProbeResult, reason: str) -> None:
         chain = self._chains.pop(key, None)
+        # A check that recovered while a retry was pending: that retry is no longer wanted.
+        self._timers.pop(key, _NO_TIMER).cancel()
         if chain is None:
             return
         self._record(

@@ -253,8 +253,10 @@ class Runtime:
             for key in pool.keys:
                 if env_name is not None and key.env_name != env_name:
                     continue
-                [*_, result] = await self.engine.probe(spec, "health", key=key)
-                self.recorder.record(result)
+                attempts = await self.engine.probe(spec, "health", key=key)
+                for attempt in attempts:  # every request sent is stored, retries included
+                    self.recorder.record(attempt)
+                result = attempts[-1]
                 out.append(
                     {
                         "provider": pid,

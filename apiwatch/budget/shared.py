@@ -1,10 +1,10 @@
 """State that several apiwatch processes share: breaker and key-pool snapshots per provider.
 
 In one process nothing needs sharing (`LocalState` does nothing); with Redis each provider's
-snapshot lives under one key, read before a probe and written after it. Last writer wins:
-two processes finishing at once may lose one failure count, which only delays a breaker by
-a probe; it never lets a provider be hit harder than its budget, which is counted atomically
-by the budget store.
+snapshot lives under one key, read before a probe and written after it, stamped with when it
+was saved; a process adopts only a snapshot newer than the last it saved or adopted. Two
+processes saving at once may still lose one failure count (last writer wins), which delays a
+breaker by a probe; budgets are never affected, they are counted atomically by their store.
 """
 
 from __future__ import annotations

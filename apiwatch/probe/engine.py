@@ -115,11 +115,14 @@ class ProbeEngine:
                 results.append(self._skipped(provider, endpoint_name, detail, attempt))
                 return results
             result = await self._attempt(provider, endpoint_name, endpoint, key, timeout_s, attempt)
-            if self.guard is not None:
-                await self.guard.settle(provider, key, result, endpoint)
             # Immediate retries are counted within this call; a scheduled retry continues the
             # numbering but starts a fresh run of at-once tries.
-            if not self._retry.retry_now(result.outcome, attempt - first_attempt + 1):
+            final = not self._retry.retry_now(result.outcome, attempt - first_attempt + 1)
+            if self.guard is not None:
+                await self.guard.settle(
+                    provider, key, result, endpoint, final=final, key_test=pinned is not None
+                )
+            if final:
                 results.append(result)
                 return results
             results.append(dataclasses.replace(result, final=False))

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import structlog
+
 from apiwatch.budget.gate import BudgetGate
-from apiwatch.budget.headers import Report, usage_from_headers
+from apiwatch.budget.headers import BlockReport, Report, UsageReport, usage_from_headers
 from apiwatch.budget.keys import Key, KeyPool
 from apiwatch.budget.shared import LocalState, SharedState
 from apiwatch.budget.usage import usage_from_body
@@ -25,6 +27,16 @@ from apiwatch.probe.breaker import CircuitBreaker
 
 # How long a key that was rate-limited without a Retry-After rests before it is tried again.
 KEY_REST_S = 60.0
+# A Retry-After longer than this is not believed (a year): it is an upstream bug, not a ban.
+MAX_BLOCK_S = 366 * 86_400
+
+log = structlog.get_logger("apiwatch.guard")
+
+
+def _plausible(report: Report) -> bool:
+    if isinstance(report, UsageReport):
+        return report.used >= 0 and (report.limit is None or report.limit >= 1)
+    return report.until.timestamp() - time.time() <= MAX_BLOCK_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,8 @@ class ProbeGuard:
         self.keys = keys
         self._clock = clock
         self._emit = emit
+        # provider -> part -> `saved_at` of the newest shared state we saved or adopted
+        self._versions: dict[str, dict[str, float]] = {}
 
     async def admit(
         self, provider: ProviderSpec, endpoint: EndpointSpec, *, key: Key | None = None
@@ -68,8 +82,13 @@ class ProbeGuard:
         if key is None and provider.endpoint_needs_key(endpoint):
             why = pool.unavailable_reason() if pool else None
             detail = "no_key" if why is None or why == "no_keys" else f"no_key ({why.value})"
-            return Admission(None, SkipReason.NO_KEY, detail)
-        return await self._spend(provider, endpoint, key)
+            admission = Admission(None, SkipReason.NO_KEY, detail)
+        else:
+            admission = await self._spend(provider, endpoint, key)
+        if admission.skip is not None:
+            # allow() may have handed out the half-open trial; a probe not sent gives it back.
+            self.breaker.record(provider.id, Outcome.SKIPPED)
+        return admission
 
     async def _spend(
         self, provider: ProviderSpec, endpoint: EndpointSpec, key: Key | None
@@ -94,17 +113,20 @@ class ProbeGuard:
         key: Key | None,
         result: ProbeResult,
         endpoint: EndpointSpec | None = None,
+        *,
+        final: bool = True,
+        key_test: bool = False,
     ) -> None:
+        """Book what one attempt taught us. Only the final attempt of a check feeds the
+        breaker (it counts failed checks), and a key test never does (it is about the key)."""
         now = self._clock()
-        reports: list[Report] = list(usage_from_headers(result.headers, now=now))
-        if endpoint is not None and endpoint.usage and result.outcome.is_success:
-            reports.extend(usage_from_body(endpoint.usage, result.payload))
-        if reports:
-            await self.gate.apply(provider.id, reports)
         pool = self.keys.get(provider.id)
+        await self._apply_reports(
+            provider, endpoint, result, now, per_key=bool(pool and key and len(pool.keys) > 1)
+        )
         if pool is not None and key is not None:
             if result.outcome is Outcome.RATE_LIMITED:
-                rest = result.retry_after_s if result.retry_after_s else KEY_REST_S
+                rest = min(result.retry_after_s or KEY_REST_S, MAX_BLOCK_S)
                 pool.mark_rate_limited(
                     key, datetime.fromtimestamp(now, UTC) + timedelta(seconds=rest)
                 )
@@ -114,32 +136,75 @@ class ProbeGuard:
                     self._emit(expired)
             elif result.outcome.is_success:
                 pool.mark_ok(key)
-        # Transitions reach listeners through the breaker's own on_transition callback.
-        self.breaker.record(provider.id, result.outcome)
+        if final and not key_test:
+            # Transitions reach listeners through the breaker's own on_transition callback.
+            self.breaker.record(provider.id, result.outcome)
         await self._share(provider.id)
+
+    async def _apply_reports(
+        self,
+        provider: ProviderSpec,
+        endpoint: EndpointSpec | None,
+        result: ProbeResult,
+        now: float,
+        *,
+        per_key: bool,
+    ) -> None:
+        """Feed what the provider reported into the budget; an upstream's odd numbers are
+        dropped and logged, never raised: they must not turn a probe into a crash."""
+        try:
+            reports: list[Report] = list(usage_from_headers(result.headers, now=now))
+            if endpoint is not None and endpoint.usage and result.outcome.is_success:
+                reports.extend(usage_from_body(endpoint.usage, result.payload))
+            if per_key:
+                # With backup keys, a Retry-After rests the key that got it (see below), not
+                # the whole provider: the next key may be sent.
+                reports = [r for r in reports if not isinstance(r, BlockReport)]
+            reports = [r for r in reports if _plausible(r)]
+            if reports:
+                await self.gate.apply(provider.id, reports)
+        except (ValueError, OverflowError, TypeError) as exc:
+            log.warning("usage_report_ignored", provider=provider.id, error=str(exc)[:200])
 
     async def _take_shared(self, provider: str) -> None:
         """Adopt what other processes last saw of this provider's breaker and keys."""
         seen = await self.shared.load(provider)
-        if "breaker" in seen:
+        known = self._versions.setdefault(provider, {})
+        # Only a state saved after the one we last saved or adopted is news: an older read
+        # (still in flight when we saved) must not undo what we just learned.
+        breaker = seen.get("breaker")
+        if isinstance(breaker, dict) and _newer(breaker, known, "breaker"):
             # Keep our own open/half-open circuit (and its single trial) unless another
             # process closed it; otherwise adopt theirs, failure counts included.
             ours_open = self.breaker.is_open(provider)
-            theirs_open = seen["breaker"].get("state") != "closed"
+            theirs_open = breaker.get("state") != "closed"
             if not (ours_open and theirs_open):
-                self.breaker.restore({provider: seen["breaker"]})
+                self.breaker.restore({provider: breaker})
         pool = self.keys.get(provider)
-        if "keys" in seen and pool is not None:
-            pool.restore(seen["keys"])
+        keys = seen.get("keys")
+        if pool is not None and isinstance(keys, dict) and _newer(keys, known, "keys"):
+            pool.restore(keys.get("keys") or {})
 
     async def _share(self, provider: str) -> None:
         if isinstance(self.shared, LocalState):
             return
-        parts: dict[str, object] = {"breaker": self.breaker.state(provider).as_dict()}
+        stamp = self._clock()
+        parts: dict[str, object] = {
+            "breaker": {**self.breaker.state(provider).as_dict(), "saved_at": stamp}
+        }
         pool = self.keys.get(provider)
         if pool is not None and pool.keys:
-            parts["keys"] = pool.snapshot()
+            parts["keys"] = {"keys": pool.snapshot(), "saved_at": stamp}
+        self._versions.setdefault(provider, {}).update(dict.fromkeys(parts, stamp))
         await self.shared.save(provider, **parts)
+
+
+def _newer(part: dict[str, object], known: dict[str, float], name: str) -> bool:
+    stamp = part.get("saved_at")
+    if not isinstance(stamp, int | float) or stamp <= known.get(name, float("-inf")):
+        return False
+    known[name] = float(stamp)
+    return True
 
 
 def _iso(unix: float) -> str:

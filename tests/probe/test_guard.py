@@ -15,6 +15,7 @@ from apiwatch.probe.breaker import CircuitBreaker
 from apiwatch.probe.client import create_session
 from apiwatch.probe.engine import ProbeEngine
 from apiwatch.probe.guard import ProbeGuard
+from apiwatch.probe.retry import RetryPolicy
 from apiwatch.simulator import Scenario, Simulator
 
 CATALOGUE = load_catalogue()
@@ -61,7 +62,13 @@ async def rig_for() -> AsyncIterator:
             )
             return Rig(
                 sim,
-                ProbeEngine(session=http, keys=keys, upstream_override=sim.url, guard=guard),
+                ProbeEngine(
+                    session=http,
+                    keys=keys,
+                    upstream_override=sim.url,
+                    guard=guard,
+                    retry=RetryPolicy(),
+                ),
                 events,
             )
 
@@ -191,3 +198,41 @@ def test_usage_parsers_ignore_surprising_shapes() -> None:
     for parser in PARSERS.values():
         for junk in (None, [], "x", {"data": "x"}, {"result": {"creditsUsed": True}}):
             assert parser(junk) == []
+
+
+async def test_a_check_retried_at_once_is_one_failure_for_the_breaker(rig_for) -> None:
+    tron = spec("tronscan")
+    rig = rig_for(tron, threshold=2)
+    rig.sim.set_scenario("tronscan", Scenario("reset", {}))
+    attempts = await rig.engine.probe(tron, "health")
+    assert [r.outcome for r in attempts] == [Outcome.CONNECTION_ERROR] * 3
+    state = rig.guard.breaker.state("tronscan")
+    assert (state.state, state.consecutive_failures) == ("closed", 1)
+
+
+async def test_key_tests_never_move_the_breaker(rig_for) -> None:
+    etherscan = spec("etherscan")
+    rig = rig_for(etherscan, threshold=1)
+    rig.sim.set_scenario("etherscan", Scenario("auth_failure", {}))
+    backup = rig.guard.keys["etherscan"].keys[1]
+    for _ in range(3):
+        [result] = await rig.engine.probe(etherscan, "health", key=backup)
+        assert result.outcome is Outcome.AUTH_ERROR
+    assert rig.guard.breaker.state("etherscan").state == "closed"
+    assert rig.guard.keys["etherscan"].status(backup) == "invalid"
+
+
+async def test_a_skipped_half_open_trial_is_given_back(rig_for) -> None:
+    import asyncio
+
+    binance = spec("binance", per_minute=1)
+    rig = rig_for(binance, threshold=1)
+    rig.guard.breaker.cooldown_s = 0.05
+    rig.sim.set_scenario("binance", Scenario("down", {"status": 503}))
+    assert (await rig.probe(binance)).outcome is Outcome.SERVER_ERROR  # opens the breaker
+    await asyncio.sleep(0.1)  # cool-down over: the next probe is the half-open trial
+    second, third = await rig.probe(binance), await rig.probe(binance)
+    # The trial was not sent (the minute's budget is spent), so it must not stay taken:
+    # the next probe is refused by the budget again, not by a breaker stuck half-open.
+    assert second.reason.startswith("rate_limit_budget (minute window full)")
+    assert third.reason.startswith("rate_limit_budget (minute window full)")

@@ -143,3 +143,61 @@ async def test_nul_and_lone_surrogates_are_cleaned_and_stored(
         assert any("surrogate" in row["reason"] for row in rows)
     finally:
         await engine.dispose()
+
+
+def guarded(http, base: str, provider: str) -> ProbeEngine:
+    from apiwatch.budget.gate import BudgetGate
+    from apiwatch.probe.breaker import CircuitBreaker
+    from apiwatch.probe.guard import ProbeGuard
+
+    spec = CATALOGUE.providers[provider]
+    keys = {provider: KeyPool(provider, [Key(n, f"{n}-0123456789abcdef") for n in spec.auth.keys])}
+    guard = ProbeGuard(
+        gate=BudgetGate({provider: spec.rate_limits.windows()}), breaker=CircuitBreaker(), keys=keys
+    )
+    return ProbeEngine(session=http, keys=keys, upstream_override=base, guard=guard)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-MBX-USED-WEIGHT-1M": "-3"},
+        {"Retry-After": "1e14"},
+        {"X-Bapi-Limit": "0", "X-Bapi-Limit-Status": "5"},
+    ],
+)
+async def test_absurd_rate_limit_headers_never_crash_a_probe(upstream, headers: dict) -> None:
+    base, handlers, _ = upstream
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({}, headers=headers)
+
+    handlers["/binance/api/v3/ping"] = ping
+    async with create_session() as http:
+        engine = guarded(http, base, "binance")
+        [result] = await engine.probe(CATALOGUE.providers["binance"], "health")
+        [again] = await engine.probe(CATALOGUE.providers["binance"], "health")
+    assert result.outcome is Outcome.OK
+    assert again.outcome is Outcome.OK  # and the bad figure did not block the provider
+
+
+async def test_retry_after_on_one_key_rotates_to_the_backup_instead_of_blocking(upstream) -> None:
+    base, handlers, _ = upstream
+
+    async def key_info(request: web.Request) -> web.Response:
+        if request.headers.get("X-CMC_PRO_API_KEY", "").startswith("COINMARKETCAP_KEY_1"):
+            return web.json_response(
+                {"status": {"error_code": 1008, "error_message": "minute limit"}},
+                status=429,
+                headers={"Retry-After": "30"},
+            )
+        return web.json_response({"status": {"error_code": 0}, "data": {}})
+
+    handlers["/coinmarketcap/v1/key/info"] = key_info
+    async with create_session() as http:
+        engine = guarded(http, base, "coinmarketcap")
+        [first] = await engine.probe(CATALOGUE.providers["coinmarketcap"], "health")
+        [second] = await engine.probe(CATALOGUE.providers["coinmarketcap"], "health")
+    assert (first.outcome, first.retry_after_s) == (Outcome.RATE_LIMITED, 30.0)
+    assert second.outcome is Outcome.OK
+    assert second.key_label is not None and second.key_label.startswith("COINMARKETCAP_KEY_2=")
