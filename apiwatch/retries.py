@@ -44,7 +44,11 @@ class RetryChains:
         probe: Callable[[str, str, int], Awaitable[ProbeResult]],
         record: Callable[[Any], None],
         policy: RetryPolicy,
+        window_reset_in: Callable[[str], float | None] = lambda provider: None,
     ) -> None:
+        """`window_reset_in(provider)`: seconds until the provider's shortest rate-limit
+        window resets, the wait for a rate limit that came without a Retry-After."""
+        self._window_reset_in = window_reset_in
         self._probe = probe
         self._record = record
         self._policy = policy
@@ -70,7 +74,10 @@ class RetryChains:
         if key in self._timers:
             return  # a retry is already due; this result came from a scheduled check
         delay = self._policy.delay_before_retry(
-            result.outcome, result.attempt, retry_after_s=result.retry_after_s
+            result.outcome,
+            result.attempt,
+            retry_after_s=result.retry_after_s,
+            window_reset_in_s=self._window_reset_in(result.provider),
         )
         if delay is None:
             self._close_chain(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
 from apiwatch.budget.shared import RedisState
 from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
+from apiwatch.budget.windows import period
 from apiwatch.catalogue.loader import Catalogue, load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
 from apiwatch.domain import ProbeResult, Status, StatusChange, utcnow
@@ -180,7 +182,17 @@ class Runtime:
             probe=self._probe_and_handle,
             record=self.recorder.record,
             policy=self.engine.retry_policy,
+            window_reset_in=self._window_reset_in,
         )
+
+    def _window_reset_in(self, provider_id: str) -> float | None:
+        """Seconds until the provider's shortest configured window starts afresh."""
+        spec = self.catalogue.get(provider_id)
+        windows = list(spec.rate_limits.windows()) if spec else []
+        if not windows:
+            return None
+        now = time.time()
+        return min(period(window, now).end for window in windows) - now
 
     async def _probe_and_handle(self, provider_id: str, endpoint: str, attempt: int) -> ProbeResult:
         spec = self.catalogue.providers[provider_id]
