@@ -37,6 +37,10 @@ class _NoTimer:
 _NO_TIMER: asyncio.TimerHandle = _NoTimer()  # type: ignore[assignment]
 
 
+def _failed(result: ProbeResult) -> bool:
+    return result.outcome.is_failure or result.outcome is Outcome.RATE_LIMITED
+
+
 class RetryChains:
     def __init__(
         self,
@@ -58,11 +62,17 @@ class RetryChains:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def follow_up(self, result: ProbeResult) -> None:
-        """Schedule the next try of a failed check, or close its retry chain in failure_logs."""
+    def follow_up(self, result: ProbeResult, *, first: ProbeResult | None = None) -> None:
+        """Schedule the next try of a failed check, or close its retry chain in failure_logs.
+
+        `first` is the check's first attempt when it was retried at once: the chain starts
+        there, so its first outcome and time are the check's, not its last attempt's.
+        """
         key = (result.provider, result.endpoint)
         chain = self._chains.get(key)
-        failed = result.outcome.is_failure or result.outcome is Outcome.RATE_LIMITED
+        if chain is None and first is not None and first is not result and _failed(first):
+            chain = self._chains[key] = _Chain(first=first)
+        failed = _failed(result)
         if not failed:
             if chain is not None:
                 ended = "recovered" if result.outcome.is_success else "not probed"

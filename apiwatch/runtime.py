@@ -241,9 +241,13 @@ class Runtime:
         )
         for result in results:
             self.handle(result)
+        # Each probe's attempts are consecutive in `results`; remember where each began.
+        first: dict[tuple[str, str], ProbeResult] = {}
         for result in results:
+            first.setdefault((result.provider, result.endpoint), result)
             if result.final:
-                self.retries.follow_up(result)
+                began = first.pop((result.provider, result.endpoint))
+                self.retries.follow_up(result, first=began)
         return results
 
     async def test_keys(

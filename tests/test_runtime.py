@@ -91,6 +91,8 @@ async def failure_logs(runtime) -> list[dict]:
             "attempts": r.attempts,
             "final_outcome": r.final_outcome,
             "reason": r.reason,
+            "first_at": r.first_at,
+            "last_at": r.last_at,
         }
         for r in rows
     ]
@@ -108,7 +110,7 @@ async def test_server_errors_back_off_1_2_4_8_minutes_then_give_up(tmp_path: Pat
             assert clock.delays == [60, 120, 240, 480]
             logs = await failure_logs(runtime)
         assert sim.stats()["providers"]["binance"]["requests"] == 5
-    assert logs == [
+    assert [{k: v for k, v in row.items() if not k.endswith("_at")} for row in logs] == [
         {
             "endpoint": "health",
             "outcome": "server_error",
@@ -208,3 +210,21 @@ async def test_open_breaker_survives_a_restart_and_guard_events_are_stored(tmp_p
     assert [(e["provider"], e["data"]["from"], e["data"]["to"]) for e in stored] == [
         ("binance", "closed", "open")
     ]
+
+
+async def test_a_timed_out_check_logs_its_chain_from_the_first_attempt(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chain.db'}"
+    async with Simulator(port=0) as sim:
+        sim.set_scenario("tronscan", Scenario("reset", {}))
+        async with open_runtime(settings_for(url, sim)) as runtime:
+            runtime.retries.defer = DeferredClock()
+            results = await runtime.check(provider_ids=["tronscan"])
+            logs = await failure_logs(runtime)
+    assert [r.attempt for r in results] == [1, 2, 3]
+    assert [(r["outcome"], r["attempts"], r["final_outcome"]) for r in logs] == [
+        ("connection_error", 3, "connection_error")
+    ]
+    assert logs[0]["reason"].startswith("gave up after attempt 3")
+    # The chain starts at the check's first attempt, not at its last retry.
+    assert logs[0]["first_at"] == results[0].started_at
+    assert logs[0]["last_at"] == results[-1].started_at > results[0].started_at
