@@ -6,6 +6,10 @@ every test module gets its own freshly created database, dropped afterwards. Whe
 server is unreachable the PostgreSQL cases are skipped, except under CI=true, where that
 is a failure.
 
+Redis is the server at APIWATCH_TEST_REDIS_URL (default redis://127.0.0.1:6379/0): skipped
+when unreachable, a failure under CI=true; `redis_client` and `redis_prefix` (keys deleted
+after the test).
+
 Fixtures:
 - `postgres_server_url` (session): URL of the admin database; skips/fails if unreachable.
 - `db_url` (module, parametrized sqlite/postgres): an empty database of its own.
@@ -21,6 +25,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
@@ -129,3 +134,55 @@ async def empty_tables(url: str) -> None:
                 await connection.execute(delete(table))
     finally:
         await engine.dispose()
+
+
+REDIS_URL = os.environ.get("APIWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: Redis tests must run)")
+    pytest.skip(message)
+
+
+async def connect_redis() -> Any:
+    """A `redis.asyncio.Redis` on the test server, or skip (fail under CI) with the reason."""
+    try:
+        from redis.asyncio import Redis
+    except ImportError as error:
+        _unavailable(f"the redis package is not installed: {error}")
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        await client.ping()
+    except Exception as error:
+        await client.aclose()
+        _unavailable(f"Redis at {REDIS_URL} is unreachable: {type(error).__name__}: {error}")
+    return client
+
+
+def new_prefix() -> str:
+    return f"apiwatch:test:{uuid.uuid4().hex}:"
+
+
+async def delete_prefix(client: Any, prefix: str) -> None:
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Any]:
+    client = await connect_redis()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix(redis_client: Any) -> AsyncIterator[str]:
+    prefix = new_prefix()
+    try:
+        yield prefix
+    finally:
+        await delete_prefix(redis_client, prefix)

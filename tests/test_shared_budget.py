@@ -10,26 +10,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from apiwatch.simulator import Simulator
+from tests.conftest import REDIS_URL
 
-REDIS_URL = os.environ.get("APIWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LIMIT = 12
 
 
 @pytest.fixture
-async def redis_url() -> str:
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as error:
-        message = f"Redis at {REDIS_URL} is unreachable: {error!r}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (CI=true: Redis tests must run)")
-        pytest.skip(message)
-    finally:
-        await client.aclose()
+async def redis_url(redis_client) -> str:
+    """The test Redis (skipped when unreachable, a failure under CI=true), as a URL."""
     return REDIS_URL
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.stores import RedisBudgetStore
-from tests.budget.conftest import REDIS_URL, T0, FakeClock, connect_redis
+from tests.budget.conftest import T0, FakeClock
+from tests.conftest import REDIS_URL, connect_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -133,37 +133,17 @@ async def test_breaker_opens_after_consecutive_failures_and_skips(rig_for) -> No
     assert [(t.old, t.new) for t in transitions] == [("closed", "open")]
 
 
-async def test_key_status_is_shared_through_redis(rig_for) -> None:
-    import os
-    import uuid
-
-    import redis.asyncio as aioredis
-
+async def test_key_status_is_shared_through_redis(rig_for, redis_client, redis_prefix) -> None:
     from apiwatch.budget.shared import RedisState
 
-    client = aioredis.from_url(
-        os.environ.get("APIWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
-    try:
-        await client.ping()
-    except Exception as error:
-        await client.aclose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis unreachable under CI=true: {error!r}")
-        pytest.skip(f"Redis unreachable: {error!r}")
-    prefix = f"apiwatch:test:{uuid.uuid4().hex}:"
-    try:
-        etherscan = spec("etherscan")
-        first, second = rig_for(etherscan), rig_for(etherscan)  # two "processes"
-        first.guard.shared = RedisState(client, prefix)
-        second.guard.shared = RedisState(client, prefix)
-        first.sim.set_scenario("etherscan", Scenario("auth_failure", {}))
-        rejected = await first.probe(etherscan)
-        first.sim.set_scenario("etherscan", Scenario("healthy", {}))
-        accepted = await second.probe(etherscan)
-    finally:
-        await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
-        await client.aclose()
+    etherscan = spec("etherscan")
+    first, second = rig_for(etherscan), rig_for(etherscan)  # two "processes"
+    first.guard.shared = RedisState(redis_client, redis_prefix)
+    second.guard.shared = RedisState(redis_client, redis_prefix)
+    first.sim.set_scenario("etherscan", Scenario("auth_failure", {}))
+    rejected = await first.probe(etherscan)
+    first.sim.set_scenario("etherscan", Scenario("healthy", {}))
+    accepted = await second.probe(etherscan)
     assert rejected.outcome is Outcome.AUTH_ERROR
     assert rejected.key_label is not None and rejected.key_label.startswith("ETHERSCAN_KEY_1=")
     # The second process never tries the key the first one saw rejected.
