@@ -40,7 +40,7 @@ async def test_upgrade_twice_is_a_no_op_the_second_time(db_url):
     await upgrade(db_url)
     await upgrade(db_url)
     tables, revision, _ = await _schema_state(db_url)
-    assert revision == _head() == "0002"
+    assert revision == _head() == "0003"
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
 
@@ -75,5 +75,5 @@ async def test_downgrade_to_base_removes_every_table_and_upgrade_restores_them(d
 
     await upgrade(db_url)
     _, revision, differences = await _schema_state(db_url)
-    assert revision == _head() == "0002"
+    assert revision == _head() == "0003"
     assert differences == []

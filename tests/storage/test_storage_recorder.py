@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text
@@ -198,7 +199,7 @@ async def test_status_changes_and_table_tuples_are_written_to_their_tables(db_se
                 "provider": "coingecko",
                 "category": "market_data",
                 "item": "bitcoin.usd",
-                "value": 97000.5,
+                "value": Decimal("97000.5"),
                 "values": {"change_24h": -1.2},
                 "fetched_at": T0,
             },
@@ -230,7 +231,7 @@ async def test_status_changes_and_table_tuples_are_written_to_their_tables(db_se
     )
     assert change.changed_at == T0
     assert [(d.item, d.value, d.text, d.values) for d in data] == [
-        ("bitcoin.usd", 97000.5, None, {"change_24h": -1.2}),
+        ("bitcoin.usd", Decimal("97000.5"), None, {"change_24h": -1.2}),
         ("fear_greed", None, "Extreme Fear", None),
     ]
 
