@@ -140,3 +140,42 @@ class ProviderState:
     consecutive_failures: int
     last_result: ProbeResult | None
     changed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DataStale:
+    """A provider's data is older than its category's TTL although it was fetched on time."""
+
+    provider: str
+    category: str
+    item: str
+    data_time: datetime
+    age_s: float
+    ttl_s: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DataDivergent:
+    """A provider's value for an item strays from the median across providers."""
+
+    provider: str
+    category: str
+    item: str
+    value: str  # the exact decimal, as text
+    median: str
+    deviation_pct: float
+    threshold_pct: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalChanged:
+    """Adaptive polling (or a user) changed how often a schedule runs."""
+
+    provider: str
+    category: str
+    old_interval_s: float
+    new_interval_s: float
+    reason: str
+    at: datetime
