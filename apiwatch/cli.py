@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="API keys for apiwatch's own API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -81,7 +83,23 @@ def serve(
     configure_logging(level=settings.log_level, json=settings.log_json)
     _catalogue(settings)  # fail fast, with file and line, before uvicorn starts
     err.print(f"apiwatch on http://{settings.host}:{settings.port}  (docs: /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    if settings.public_read:
+        err.print("read routes are public (APIWATCH_PUBLIC_READ=true); admin routes need a key")
+    uvicorn.run(
+        create_app(settings, on_first_key=_print_first_key),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+    )
+
+
+def _print_first_key(key: str) -> None:
+    # Printed, never logged: this is the only time the key exists outside its hash.
+    err.print(
+        "[bold]No API keys yet: created an admin key.[/bold] Store it now, it is not shown "
+        f"again:\n  X-API-Key: {key}\n(more keys: apiwatch keys create --name NAME "
+        "--scope read|admin)"
+    )
 
 
 def _print_table(results: list[ProbeResult]) -> None:
@@ -204,6 +222,8 @@ def demo(
         upstream_override=sim_url,
         health_interval_s=interval,
         database_url=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///data/demo.db"),
+        # The demo is for looking around: reads need no key (admin routes still do).
+        public_read=True,
     )
     configure_logging(level="WARNING", json=False)
     says = Console(soft_wrap=True)
@@ -213,6 +233,75 @@ def demo(
 def _demo_key_names() -> list[str]:
     catalogue = load_catalogue()
     return [name for spec in catalogue.providers.values() for name in spec.auth.keys]
+
+
+async def _with_access(settings: Settings, action: Any) -> Any:
+    from apiwatch.access import AccessControl
+    from apiwatch.inbound import MemoryKeyStore
+    from apiwatch.storage.db import create_engine, create_sessionmaker
+    from apiwatch.storage.migrate import upgrade
+
+    await upgrade(settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        access = AccessControl(
+            sessions=create_sessionmaker(engine),
+            store=MemoryKeyStore(),
+            record=lambda row: None,  # nothing to record: no requests pass through here
+        )
+        return await action(access)
+    finally:
+        await engine.dispose()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key")],
+    scope: Annotated[str, typer.Option(help="read or admin")] = "read",
+    minute: Annotated[int | None, typer.Option(min=1, help="Requests per minute")] = None,
+    hour: Annotated[int | None, typer.Option(min=1, help="Requests per hour")] = None,
+    day: Annotated[int | None, typer.Option(min=1, help="Requests per day")] = None,
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    if scope not in ("read", "admin"):
+        err.print(f"--scope must be read or admin, not {scope!r}")
+        raise typer.Exit(2)
+    settings = _settings()
+    configure_logging(level="WARNING", json=settings.log_json)
+
+    async def create(access: Any) -> tuple[dict[str, Any], str]:
+        return await access.create(
+            name=name, scope=scope, minute_limit=minute, hour_limit=hour, day_limit=day
+        )
+
+    row, key = _run(_with_access(settings, create))
+    err.print(f"created key {row['id']} ({scope}) for {name}; store it now, it is not shown again")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys, masked, with scope, state and usage."""
+    settings = _settings()
+    configure_logging(level="WARNING", json=settings.log_json)
+
+    async def listing(access: Any) -> list[dict[str, Any]]:
+        return await access.list()
+
+    table = Table()
+    for column in ("id", "key", "name", "scope", "active", "usage", "last used"):
+        table.add_column(column)
+    for row in _run(_with_access(settings, listing)):
+        table.add_row(
+            str(row["id"]),
+            row["key"],
+            row["name"],
+            row["scope"],
+            "yes" if row["active"] else "no",
+            str(row["usage_count"]),
+            "" if row["last_used"] is None else row["last_used"].isoformat(timespec="seconds"),
+        )
+    out.print(table)
 
 
 @db_app.command("upgrade")

@@ -56,8 +56,19 @@ async def run_demo(settings: Settings, *, sim_port: int, say: Callable[[str], No
             f"[bold]demo[/bold] watch: curl -s localhost:{settings.port}/api/providers"
             " | jq '.[]|{id,status,reason}'"
         )
+        say(
+            "[bold]demo[/bold] read routes are public in the demo (APIWATCH_PUBLIC_READ=true); "
+            "admin routes need the admin key printed below on a first start"
+        )
+
+        def first_key(key: str) -> None:
+            say(f"[bold]demo[/bold] admin key (shown once): X-API-Key: {key}")
+
         config = uvicorn.Config(
-            create_app(settings), host=settings.host, port=settings.port, log_config=None
+            create_app(settings, on_first_key=first_key),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
         )
         server = uvicorn.Server(config)
         table = asyncio.create_task(_timetable(sim, say))

@@ -12,7 +12,8 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Literal
 
 import aiohttp
@@ -20,6 +21,10 @@ import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from apiwatch.access import AccessControl
+from apiwatch.alerting.config import load_alert_settings
+from apiwatch.alerting.manager import AlertManager
+from apiwatch.analysis.freshness import DEFAULT_TTL_S
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
 from apiwatch.budget.shared import RedisState
@@ -27,21 +32,32 @@ from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
 from apiwatch.budget.windows import period
 from apiwatch.catalogue.loader import Catalogue, load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
+from apiwatch.collection import (
+    DEFAULT_INTERVAL_S,
+    Collection,
+    CollectionConfig,
+    ScheduleState,
+    data_endpoints,
+)
 from apiwatch.domain import ProbeResult, Status, StatusChange, utcnow
 from apiwatch.events import EventBus
+from apiwatch.inbound import MemoryKeyStore
 from apiwatch.probe.breaker import CircuitBreaker
 from apiwatch.probe.client import create_session
 from apiwatch.probe.engine import ProbeEngine
 from apiwatch.probe.guard import ProbeGuard
 from apiwatch.probe.retry import RetryPolicy
 from apiwatch.retries import RetryChains
-from apiwatch.scheduler.loop import IntervalScheduler
+from apiwatch.scheduler.loop import IntervalScheduler, Slot, current_slot
 from apiwatch.settings import Settings
 from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.migrate import upgrade
 from apiwatch.storage.recorder import Recorder
 from apiwatch.storage.repositories import breakers as breaker_repo
+from apiwatch.storage.repositories import data as data_repo
 from apiwatch.storage.repositories import providers as provider_repo
+from apiwatch.storage.repositories import rollups as rollup_repo
+from apiwatch.storage.repositories import schedules as schedule_repo
 from apiwatch.storage.repositories import status_changes as status_repo
 from apiwatch.tracker import StatusTracker
 
@@ -135,6 +151,9 @@ EVENT_KINDS = {
     "BudgetWarning": "rate_limit_warning",
     "KeyExpired": "key_expired",
     "BreakerTransition": "breaker_transition",
+    "DataStale": "data_stale",
+    "DataDivergent": "data_divergent",
+    "IntervalChanged": "schedule_interval_changed",
 }
 
 
@@ -174,8 +193,15 @@ class Runtime:
     db_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     scheduler: IntervalScheduler
+    # Publishes, stores and logs an event (see `announcer`).
+    announce: Callable[[object], None]
+
+    key_store: MemoryKeyStore = field(default_factory=MemoryKeyStore)
+    alerts: AlertManager | None = None
 
     retries: RetryChains = field(init=False)
+    collection: Collection = field(init=False)
+    access: AccessControl = field(init=False)
 
     def __post_init__(self) -> None:
         self.retries = RetryChains(
@@ -184,6 +210,39 @@ class Runtime:
             policy=self.engine.retry_policy,
             window_reset_in=self._window_reset_in,
         )
+        settings = self.settings
+        self.collection = Collection(
+            catalogue=self.catalogue,
+            engine=self.engine,
+            handle=self.handle,
+            record=self.recorder.record,
+            announce=self.announce,
+            status_of=lambda pid: self.tracker.state(pid).status,
+            known_items=self._known_items,
+            config=CollectionConfig(
+                ttl_s={**DEFAULT_TTL_S, **settings.freshness_ttl_s},
+                divergence_pct=Decimal(str(settings.divergence_pct)),
+                tolerance_max_s=settings.compliance_tolerance_s,
+                tolerance_fraction=settings.compliance_tolerance_pct / 100,
+                adaptive_categories=frozenset(settings.adaptive_categories),
+                adaptive_move_pct=settings.adaptive_move_pct,
+                adaptive_lookback_s=settings.adaptive_lookback_min * 60,
+                adaptive_floor_s=settings.adaptive_floor_s,
+            ),
+        )
+        self.collection.on_interval_change = self._apply_interval
+        self.access = AccessControl(
+            sessions=self.sessions, store=self.key_store, record=self.recorder.record
+        )
+
+    async def sync_keys(self) -> None:
+        """Store counted key usage, then pick up keys other processes changed."""
+        await self.access.flush_usage()
+        await self.access.reload()
+
+    async def _known_items(self, items: list[str]) -> set[str]:
+        async with self.sessions() as session:
+            return await data_repo.known_items(session, items=items)
 
     def _window_reset_in(self, provider_id: str) -> float | None:
         """Seconds until the provider's shortest configured window starts afresh."""
@@ -334,6 +393,135 @@ class Runtime:
             )
         return len(usage)
 
+    # -- data collection schedules -------------------------------------------------------------
+
+    def schedule_defaults(self) -> list[dict[str, object]]:
+        """One schedule per provider with data endpoints: its category's interval, raised to
+        what the provider's rate limits allow (CoinGecko's 10,000 a month cannot take a
+        1-minute schedule), enabled unless the provider is an `onchain` placeholder."""
+        defaults = []
+        for spec in self.catalogue.providers.values():
+            if not data_endpoints(spec):
+                continue
+            category = spec.category.value
+            interval = max(
+                DEFAULT_INTERVAL_S.get(category, 600.0),
+                self.collection.min_interval_within_budget(spec.id),
+            )
+            defaults.append(
+                {
+                    "provider": spec.id,
+                    "category": category,
+                    "interval_s": round(interval, 1),
+                    "enabled": category != "onchain",
+                }
+            )
+        return defaults
+
+    async def load_schedules(self) -> None:
+        async with self.sessions() as session:
+            await schedule_repo.seed_schedules(session, defaults=self.schedule_defaults())
+            rows = await schedule_repo.list_schedules(session)
+        for row in rows:
+            if row["provider"] not in self.catalogue.providers:
+                continue
+            self.collection.schedules[row["provider"]] = ScheduleState(
+                schedule_id=row["id"],
+                provider=row["provider"],
+                category=row["category"],
+                interval_s=row["interval_s"],
+                enabled=row["enabled"],
+                effective_interval_s=row["interval_s"],
+            )
+
+    def _runnable(self, state: ScheduleState) -> bool:
+        spec = self.catalogue.get(state.provider)
+        return state.enabled and spec is not None and spec.enabled
+
+    def schedule_collections(self) -> None:
+        for state in self.collection.schedules.values():
+            if self._runnable(state):
+                self._add_collection_job(state)
+
+    def _add_collection_job(self, state: ScheduleState) -> None:
+        async def job(pid: str = state.provider) -> None:
+            slot = current_slot.get()
+            await self.collection.collect(pid, planned_at=slot.planned_at if slot else None)
+
+        self.scheduler.add(
+            state.job_name,
+            state.effective_interval_s,
+            job,
+            first_within=min(5.0, state.effective_interval_s),
+        )
+
+    def on_slot(self, slot: Slot) -> None:
+        """A collection slot the scheduler could not start is a skipped planned run."""
+        if slot.skipped is None or not slot.job.startswith("collect:"):
+            return
+        state = self.collection.schedules.get(slot.job.removeprefix("collect:"))
+        if state is None:
+            return
+        self.collection.record_compliance(
+            provider=state.provider,
+            category=state.category,
+            planned_at=slot.planned_at,
+            started_at=None,
+            lateness_ms=None,
+            result="skipped",
+            reason=slot.skipped,
+        )
+
+    def _apply_interval(self, state: ScheduleState) -> None:
+        if state.job_name in self.scheduler.jobs():
+            self.scheduler.reschedule(state.job_name, state.effective_interval_s)
+        log.info(
+            "schedule_interval_changed",
+            provider=state.provider,
+            interval_s=state.effective_interval_s,
+            configured_s=state.interval_s,
+            reason=state.adaptive_reason or "configured",
+        )
+
+    async def update_schedule(
+        self, schedule_id: int, *, interval_s: float | None, enabled: bool | None
+    ) -> dict[str, object] | None:
+        """Change a schedule in the database and in the running scheduler at once."""
+        async with self.sessions() as session:
+            row = await schedule_repo.update_schedule(
+                session, schedule_id=schedule_id, interval_s=interval_s, enabled=enabled
+            )
+        if row is None:
+            return None
+        state = self.collection.schedules.get(row["provider"])
+        if state is None:
+            return row
+        state.interval_s, state.enabled = row["interval_s"], row["enabled"]
+        state.effective_interval_s, state.adaptive_reason = row["interval_s"], ""
+        running = state.job_name in self.scheduler.jobs()
+        if self._runnable(state) and self.scheduler.running:
+            if running:
+                self.scheduler.reschedule(state.job_name, state.effective_interval_s)
+            else:
+                self._add_collection_job(state)
+        elif running:
+            self.scheduler.remove(state.job_name)
+        log.info(
+            "schedule_updated",
+            provider=state.provider,
+            interval_s=state.interval_s,
+            enabled=state.enabled,
+        )
+        return row
+
+    async def roll_up(self) -> int:
+        """Refresh the hourly roll-ups of the current and previous hour (charts read them)."""
+        total = 0
+        async with self.sessions() as session:
+            for kind in ("probe", "api"):
+                total += await rollup_repo.roll_up_recent(session, kind=kind, now=utcnow())
+        return total
+
     def schedule_health_checks(self) -> None:
         for spec in self.catalogue.enabled():
 
@@ -363,11 +551,45 @@ async def _restore_statuses(runtime: Runtime) -> None:
             )
 
 
+def build_alerts(settings: Settings, runtime: Runtime, http: aiohttp.ClientSession) -> AlertManager:
+    """Alerting over the runtime's events: YAML defaults, the user's file, the LLM settings
+    from the environment (the key never goes into a settings file)."""
+    llm = {
+        name: value
+        for name, value in (("url", settings.llm_url), ("model", settings.llm_model))
+        if value
+    }
+    defaults = load_alert_settings(
+        user_path=settings.alerts_file, patch={"llm": llm} if llm else None
+    )
+    manager = AlertManager(
+        sessions=runtime.sessions,
+        categories={spec.id: spec.category.value for spec in runtime.catalogue.providers.values()},
+        event_kinds=EVENT_KINDS,
+        defaults=defaults,
+        llm_key=settings.llm_key.get_secret_value() if settings.llm_key else None,
+        http=http,
+    )
+    manager.statuses = lambda: {
+        pid: state.status.value for pid, state in runtime.tracker.states().items()
+    }
+    return manager
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, catalogue: Catalogue | None = None, start_scheduler: bool | None = None
+    settings: Settings,
+    *,
+    catalogue: Catalogue | None = None,
+    start_scheduler: bool | None = None,
+    key_store: MemoryKeyStore | None = None,
+    on_first_key: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Build, start and (on exit, or on a failed start) stop everything; recorder flushed last."""
+    """Build, start and (on exit, or on a failed start) stop everything; recorder flushed last.
+
+    `key_store` is the store the API's middleware reads (filled here from the database);
+    `on_first_key` receives the admin key created on a first start with no keys, to print
+    it once (it is never logged)."""
     catalogue = catalogue or load_catalogue(user_dir=settings.catalogue_dir)
     await upgrade(settings.database_url)
     async with contextlib.AsyncExitStack() as stack:
@@ -400,6 +622,7 @@ async def open_runtime(
         if redis_client is not None:
             stack.push_async_callback(redis_client.aclose)
         bus = EventBus()
+        announce = announcer(bus, recorder, on_breaker=lambda: runtime.save_breakers_soon())
         runtime = Runtime(
             settings=settings,
             catalogue=catalogue,
@@ -410,17 +633,37 @@ async def open_runtime(
                 catalogue,
                 http,
                 redis_client=redis_client,
-                emit=announcer(bus, recorder, on_breaker=lambda: runtime.save_breakers_soon()),
+                emit=announce,
             ),
             recorder=recorder,
             db_engine=db_engine,
             sessions=sessions,
-            scheduler=IntervalScheduler(concurrency=settings.probe_concurrency),
+            scheduler=IntervalScheduler(
+                concurrency=settings.probe_concurrency, on_slot=lambda slot: runtime.on_slot(slot)
+            ),
+            announce=announce,
+            key_store=key_store if key_store is not None else MemoryKeyStore(),
         )
         await _restore_statuses(runtime)
         await runtime.restore_breakers()
+        await runtime.load_schedules()
+        async with sessions() as session:
+            runtime.collection.restore(
+                await data_repo.latest_points(session, since=utcnow() - timedelta(days=2))
+            )
         await recorder.start()
         stack.push_async_callback(recorder.stop)
+        stack.push_async_callback(runtime.access.flush_usage)
+        await runtime.access.reload()
+        admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+        first_key = await runtime.access.ensure_bootstrap_key(configured=admin_key)
+        if first_key is not None and on_first_key is not None:
+            on_first_key(first_key)
+        runtime.alerts = build_alerts(settings, runtime, http)
+        bus.add_listener(runtime.alerts.observe)
+        runtime.access.listeners.append(runtime.alerts.observe_usage)
+        await runtime.alerts.start()
+        stack.push_async_callback(runtime.alerts.stop)
         # Registered after the recorder: these stop first, so no probe outlives the final flush.
         stack.push_async_callback(runtime.save_breakers)
         stack.push_async_callback(runtime.cancel_retries)
@@ -431,6 +674,10 @@ async def open_runtime(
             runtime.scheduler.add(
                 "budget_snapshot", settings.budget_snapshot_interval_s, runtime.snapshot_budgets
             )
+            runtime.scheduler.add("rollups", settings.rollup_interval_s, runtime.roll_up)
+            runtime.scheduler.add("api_keys", settings.api_key_sync_s, runtime.sync_keys)
+            if settings.collection_enabled:
+                runtime.schedule_collections()
             runtime.scheduler.start()
         log.info(
             "started",

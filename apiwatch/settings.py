@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,33 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     budget_warn_at: float = Field(default=0.8, gt=0, le=1)
     budget_snapshot_interval_s: float = Field(default=60.0, gt=0)
+    # Data collection (issue 4).
+    collection_enabled: bool = True
+    divergence_pct: float = Field(default=1.0, gt=0, le=100)
+    freshness_ttl_s: dict[str, float] = Field(default_factory=dict)
+    compliance_tolerance_s: float = Field(default=5.0, gt=0)
+    compliance_tolerance_pct: float = Field(default=10.0, gt=0, le=100)
+    adaptive_categories: list[str] = Field(default_factory=list)
+    adaptive_move_pct: float = Field(default=1.0, gt=0)
+    adaptive_lookback_min: float = Field(default=10.0, gt=0)
+    adaptive_floor_s: float = Field(default=15.0, gt=0)
+    rollup_interval_s: float = Field(default=300.0, gt=0)
+    # apiwatch's own API (issue 6).
+    public_read: bool = False
+    # Registered as an admin key at start when set; otherwise the first start with no keys
+    # creates one and prints it once.
+    admin_key: SecretStr | None = None
+    api_limit_per_minute: int = Field(default=100, ge=1)
+    api_limit_per_hour: int = Field(default=1000, ge=1)
+    api_limit_per_day: int = Field(default=10000, ge=1)
+    failed_auth_per_minute: int = Field(default=30, ge=1)
+    api_key_sync_s: float = Field(default=10.0, gt=0)
+    # Alerting (issue 5): a YAML file merged over the packaged defaults, and the optional
+    # OpenAI-compatible endpoint for incident reports.
+    alerts_file: Path | None = None
+    llm_url: str | None = None
+    llm_key: SecretStr | None = None
+    llm_model: str | None = None
 
     @field_validator("upstream_override")
     @classmethod

@@ -54,7 +54,17 @@ async def test_scheduler_runs_health_checks_of_every_enabled_provider(tmp_path: 
         async with open_runtime(settings) as runtime:
             enabled = {spec.id for spec in runtime.catalogue.enabled()}
             jobs = runtime.scheduler.jobs()
-            assert set(jobs) == {f"health:{pid}" for pid in enabled} | {"budget_snapshot"}
+            collecting = {
+                pid
+                for pid, state in runtime.collection.schedules.items()
+                if state.enabled and pid in enabled
+            }
+            assert collecting, "providers with data endpoints get a collection job"
+            assert set(jobs) == (
+                {f"health:{pid}" for pid in enabled}
+                | {f"collect:{pid}" for pid in collecting}
+                | {"budget_snapshot", "rollups", "api_keys"}
+            )
             await asyncio.sleep(1.0)
             runs = {name: job.runs for name, job in jobs.items() if name.startswith("health:")}
         assert all(count >= 2 for count in runs.values()), runs

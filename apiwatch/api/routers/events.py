@@ -1,4 +1,5 @@
-"""`GET /api/events`: stored guard events — budget warnings, expired keys, breaker moves."""
+"""`GET /api/events`: stored events — budget warnings, expired keys, breaker moves, stale
+and divergent data, schedule interval changes."""
 
 from __future__ import annotations
 
@@ -12,10 +13,21 @@ from apiwatch.storage.repositories import events
 
 router = APIRouter(prefix="/api", tags=["events"])
 
-Kind = Literal["rate_limit_warning", "key_expired", "breaker_transition"]
+Kind = Literal[
+    "rate_limit_warning",
+    "key_expired",
+    "breaker_transition",
+    "data_stale",
+    "data_divergent",
+    "schedule_interval_changed",
+]
 
 
-@router.get("/events", summary="Budget warnings, expired keys and breaker transitions")
+@router.get(
+    "/events",
+    summary="Budget warnings, expired keys, breaker transitions, stale or divergent data, "
+    "interval changes",
+)
 async def list_events(
     runtime: RuntimeDep,
     session: SessionDep,

@@ -1,0 +1,149 @@
+"""The server apps of `bench/inbound_overhead.py`: one trivial JSON GET route, bare or
+behind one protection layer, chosen by the environment (one uvicorn process per variant).
+
+INBOUND_BENCH_VARIANT: bare | instrumentator | slowapi | apiwatch-memory | apiwatch-redis
+INBOUND_BENCH_KEY:     the API key the apiwatch variants accept
+INBOUND_BENCH_DB:      the SQLite file the apiwatch variants record usage into
+INBOUND_BENCH_REDIS:   Redis URL (apiwatch-redis); INBOUND_BENCH_PREFIX: its key prefix
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+VARIANT = os.environ.get("INBOUND_BENCH_VARIANT", "bare")
+ROUTE = "/api/items/{item_id}"
+# Limits far above what a run sends: every request takes the allowed path.
+HUGE = 10**9
+
+
+def _route(app: FastAPI) -> None:
+    @app.get(ROUTE)
+    async def item(item_id: int) -> dict[str, Any]:
+        return {"id": item_id, "name": "widget", "price": 9.5}
+
+
+def _bare() -> FastAPI:
+    app = FastAPI()
+    _route(app)
+    return app
+
+
+def _instrumentator() -> FastAPI:
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    app = _bare()
+    Instrumentator().instrument(app).expose(app)
+    return app
+
+
+def _slowapi() -> FastAPI:
+    # The form slowapi's documentation shows: a decorator per route, the limiter on
+    # app.state and its 429 handler.
+    from slowapi import Limiter, _rate_limit_exceeded_handler
+    from slowapi.errors import RateLimitExceeded
+    from slowapi.util import get_remote_address
+
+    limiter = Limiter(key_func=get_remote_address)
+    app = FastAPI()
+    app.state.limiter = limiter
+    app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
+
+    @app.get(ROUTE)
+    @limiter.limit(f"{HUGE}/minute")
+    async def item(request: Request, item_id: int) -> dict[str, Any]:
+        return {"id": item_id, "name": "widget", "price": 9.5}
+
+    return app
+
+
+def _apiwatch(storage_uri: str, key_prefix: str, *, recording: bool = True) -> FastAPI:
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from apiwatch.inbound import (
+        ApiKeyMiddleware,
+        ApiKeyRecord,
+        InboundLimiter,
+        MemoryKeyStore,
+        UsageRecord,
+        hash_key,
+    )
+    from apiwatch.storage.models import TABLES
+    from apiwatch.storage.recorder import Recorder
+
+    key = os.environ["INBOUND_BENCH_KEY"]
+    engine = create_async_engine(f"sqlite+aiosqlite:///{os.environ['INBOUND_BENCH_DB']}")
+    recorder = Recorder(async_sessionmaker(engine, expire_on_commit=False))
+    limiter = InboundLimiter(storage_uri, defaults=(HUGE, HUGE, HUGE), key_prefix=key_prefix)
+    store = MemoryKeyStore({hash_key(key): ApiKeyRecord(1, "bench", "read", True, key[:8])})
+
+    def discard(usage: UsageRecord) -> None:
+        pass
+
+    def record(usage: UsageRecord) -> None:
+        # What apiwatch's own app does with each record: one row queued for the batched
+        # recorder, which writes it to api_usage in the background.
+        recorder.record(
+            (
+                "api_usage",
+                {
+                    "key_id": usage.key_id,
+                    "key_name": usage.key_name,
+                    "route": usage.route,
+                    "method": usage.method,
+                    "status": usage.status,
+                    "latency_ms": usage.latency_ms,
+                    "client": usage.client,
+                    "authorized": usage.authorized,
+                    "at": usage.at,
+                },
+            )
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with engine.begin() as connection:
+            await connection.run_sync(TABLES["api_usage"].create, checkfirst=True)
+        await recorder.start()
+        try:
+            yield
+        finally:
+            await recorder.stop()
+            await limiter.close()
+            await engine.dispose()
+            print(f"recorder: written={recorder.written} dropped={recorder.dropped}", flush=True)
+
+    app = FastAPI(lifespan=lifespan)
+    _route(app)
+    app.add_middleware(
+        ApiKeyMiddleware, keys=store, limiter=limiter, record=record if recording else discard
+    )
+    return app
+
+
+def build(variant: str) -> FastAPI:
+    if variant == "bare":
+        return _bare()
+    if variant == "instrumentator":
+        return _instrumentator()
+    if variant == "slowapi":
+        return _slowapi()
+    prefix = os.environ.get("INBOUND_BENCH_PREFIX", "apiwatch-bench")
+    if variant == "apiwatch-memory":
+        return _apiwatch("memory://", prefix)
+    if variant == "apiwatch-redis":
+        return _apiwatch(os.environ["INBOUND_BENCH_REDIS"], prefix)
+    # Diagnostics: the middleware alone, its usage records discarded.
+    if variant == "apiwatch-memory-norecord":
+        return _apiwatch("memory://", prefix, recording=False)
+    if variant == "apiwatch-redis-norecord":
+        return _apiwatch(os.environ["INBOUND_BENCH_REDIS"], prefix, recording=False)
+    raise SystemExit(f"unknown INBOUND_BENCH_VARIANT {variant!r}")
+
+
+app = build(VARIANT)

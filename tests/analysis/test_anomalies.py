@@ -1,0 +1,137 @@
+"""Latency z-scores per endpoint, provider anomaly scores, and request-rate baselines."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apiwatch.analysis.anomalies import (
+    AnomalyDetector,
+    LatencyWindow,
+    RateBaseline,
+    SlidingCount,
+    mean_stddev,
+    z_score,
+)
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _steady(seed: int = 7, n: int = 50) -> list[float]:
+    rng = random.Random(seed)
+    return [100.0 + rng.uniform(-5, 5) for _ in range(n)]
+
+
+def test_mean_and_population_stddev_of_known_values() -> None:
+    mean, stddev = mean_stddev([2, 4, 4, 4, 5, 5, 7, 9])
+    assert mean == pytest.approx(5.0)
+    assert stddev == pytest.approx(2.0)
+
+
+def test_z_score_is_signed_distance_in_standard_deviations() -> None:
+    assert z_score(130, mean=100, stddev=10, min_stddev_ratio=0) == pytest.approx(3.0)
+    assert z_score(80, mean=100, stddev=10, min_stddev_ratio=0) == pytest.approx(-2.0)
+
+
+def test_z_score_floors_a_near_zero_stddev_so_jitter_is_not_anomalous() -> None:
+    # Perfectly steady at 100 ms: 2 ms more is within the 5 % floor (5 ms).
+    assert abs(z_score(102, mean=100, stddev=0.0)) < 1
+
+
+def test_sudden_latency_jump_after_50_steady_results_is_an_anomaly() -> None:
+    window = LatencyWindow()
+    for latency in _steady():
+        judged = window.observe(latency)
+        assert not judged.anomalous
+    jump = window.observe(400.0)
+    assert jump.anomalous
+    assert jump.z is not None and jump.z > 2.5
+    assert jump.samples == 50
+
+
+def test_ordinary_latency_after_steady_results_is_not_an_anomaly() -> None:
+    window = LatencyWindow()
+    for latency in _steady():
+        window.add(latency)
+    assert window.is_anomaly(103.0) is False
+    assert window.is_anomaly(400.0) is True
+
+
+def test_nothing_is_judged_before_the_minimum_sample_size() -> None:
+    window = LatencyWindow(min_samples=20)
+    for latency in _steady(n=19):
+        window.add(latency)
+    assert window.z_score(10_000.0) is None
+    assert window.is_anomaly(10_000.0) is False
+    window.add(100.0)
+    assert window.is_anomaly(10_000.0) is True
+
+
+def test_window_keeps_only_the_last_50_results() -> None:
+    window = LatencyWindow(size=50)
+    for latency in [1000.0] * 50 + [100.0] * 50:
+        window.add(latency)
+    mean, _ = window.stats()
+    assert mean == pytest.approx(100.0)
+
+
+def test_slower_only_ignores_faster_outliers() -> None:
+    window = LatencyWindow()
+    for latency in _steady():
+        window.add(latency)
+    assert window.is_anomaly(10.0) is True
+    assert window.is_anomaly(10.0, slower_only=True) is False
+
+
+def test_provider_score_is_the_largest_endpoint_z_and_drops_when_calm() -> None:
+    detector = AnomalyDetector()
+    for latency in _steady():
+        detector.observe("coingecko", "ping", latency)
+        detector.observe("coingecko", "prices", latency)
+        detector.observe("kraken", "ticker", latency)
+    assert detector.provider_score("coingecko") < 2.5
+    detector.observe("coingecko", "prices", 500.0)
+    scores = detector.scores()
+    assert scores["coingecko"] > 2.5
+    assert scores["kraken"] < 2.5
+    detector.observe("coingecko", "prices", 100.0)
+    assert detector.provider_score("coingecko") < 2.5
+
+
+def test_rate_baseline_is_the_median_minute_and_a_burst_doubles_it() -> None:
+    baseline = RateBaseline(baseline_minutes=60, min_history_minutes=10)
+    for minute in range(30):
+        baseline.add(T0 + timedelta(minutes=minute), count=10)
+    now = T0 + timedelta(minutes=30, seconds=20)
+    steady = baseline.judge(now)
+    assert steady.normal == pytest.approx(10)
+    assert steady.ratio == pytest.approx(1.0)
+    baseline.add(now, count=35)
+    burst = baseline.judge(now)
+    assert burst.current == 35
+    assert burst.ratio == pytest.approx(3.5)
+
+
+def test_rate_baseline_needs_history_before_judging() -> None:
+    baseline = RateBaseline(min_history_minutes=10)
+    baseline.add(T0, count=500)
+    assert baseline.judge(T0 + timedelta(minutes=3)).ratio is None
+
+
+def test_rate_baseline_forgets_minutes_older_than_its_horizon() -> None:
+    baseline = RateBaseline(baseline_minutes=60)
+    baseline.add(T0, count=5)
+    baseline.judge(T0 + timedelta(hours=3))
+    assert baseline.empty
+
+
+def test_sliding_count_drops_events_older_than_the_window() -> None:
+    counter = SlidingCount(window_s=3600)
+    for minutes in (0, 10, 20, 30):
+        counter.add(T0 + timedelta(minutes=minutes))
+    counter.add(T0 + timedelta(minutes=5))  # out of order
+    assert counter.count(T0 + timedelta(minutes=40)) == 5
+    assert counter.count(T0 + timedelta(minutes=65)) == 3
+    assert counter.count(T0 + timedelta(hours=3)) == 0
