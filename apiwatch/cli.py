@@ -82,6 +82,7 @@ def serve(
     settings = _settings(host=host, port=port)
     configure_logging(level=settings.log_level, json=settings.log_json)
     _catalogue(settings)  # fail fast, with file and line, before uvicorn starts
+    _alert_settings(settings)
     err.print(f"apiwatch on http://{settings.host}:{settings.port}  (docs: /docs)")
     if settings.public_read:
         err.print("read routes are public (APIWATCH_PUBLIC_READ=true); admin routes need a key")
@@ -91,6 +92,21 @@ def serve(
         port=settings.port,
         log_config=None,
     )
+
+
+def _alert_settings(settings: Settings) -> None:
+    from apiwatch.alerting.channels import build_channel
+    from apiwatch.alerting.config import load_alert_settings
+
+    try:
+        loaded = load_alert_settings(user_path=settings.alerts_file)
+        for name, config in loaded.channel_configs().items():
+            build_channel(config["kind"], name, config)
+    except ValueError as exc:  # AlertConfigError names file, line and field
+        where = f"{settings.alerts_file}: " if settings.alerts_file else ""
+        text = str(exc)
+        sys.stderr.write(f"{text if text.startswith('invalid') else where + text}\n")
+        raise typer.Exit(2) from exc
 
 
 def _print_first_key(key: str) -> None:

@@ -25,6 +25,7 @@ from apiwatch.access import AccessControl
 from apiwatch.alerting.config import load_alert_settings
 from apiwatch.alerting.manager import AlertManager
 from apiwatch.analysis.freshness import DEFAULT_TTL_S
+from apiwatch.analysis.rollups import LADDER
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
 from apiwatch.budget.shared import RedisState
@@ -519,7 +520,9 @@ class Runtime:
         total = 0
         async with self.sessions() as session:
             for kind in ("probe", "api"):
-                total += await rollup_repo.roll_up_recent(session, kind=kind, now=utcnow())
+                total += await rollup_repo.roll_up_recent(
+                    session, kind=kind, now=utcnow(), ladder=LADDER
+                )
         return total
 
     def schedule_health_checks(self) -> None:

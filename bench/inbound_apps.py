@@ -116,7 +116,14 @@ def _apiwatch(storage_uri: str, key_prefix: str, *, recording: bool = True) -> F
             await recorder.stop()
             await limiter.close()
             await engine.dispose()
-            print(f"recorder: written={recorder.written} dropped={recorder.dropped}", flush=True)
+            batches = ""
+            if limiter.script_calls:
+                mean = limiter.script_hits / limiter.script_calls
+                batches = f" redis_calls={limiter.script_calls} mean_batch={mean:.1f}"
+            print(
+                f"recorder: written={recorder.written} dropped={recorder.dropped}{batches}",
+                flush=True,
+            )
 
     app = FastAPI(lifespan=lifespan)
     _route(app)

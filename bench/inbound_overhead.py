@@ -251,7 +251,7 @@ def main() -> None:
                     redis_us[variant].append((redis_after - redis_before) / total * 1e6)
                 note = ""
                 if variant.startswith("apiwatch"):
-                    written = re.search(r"recorder: written=(\d+) dropped=(\d+)", output)
+                    written = re.search(r"recorder: written=.*", output)
                     note = f"  ({written.group(0) if written else output.strip()[-300:]})"
                 print(
                     f"round {round_number + 1} {variant:24} {rate:8,.0f} req/s "

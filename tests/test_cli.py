@@ -117,3 +117,26 @@ async def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     assert (tmp_path / "db.sqlite").stat().st_size > 0
     code, _, err = await apiwatch("db", "upgrade", env={"DATABASE_URL": url})
     assert code == 0, err  # idempotent
+
+
+async def test_bad_alerts_file_stops_serve_with_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text("dedup_window_s: 60\nrules:\n  error_rate:\n    warning_pct: lots\n")
+    code, _, err = await apiwatch("serve", env={"APIWATCH_ALERTS_FILE": str(path)})
+    assert code == 2
+    assert f"{path}:4: rules.error_rate.warning_pct" in err
+
+
+async def test_keys_create_prints_the_key_once_and_list_shows_it_masked(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"}
+    code, out, err = await apiwatch(
+        "keys", "create", "--name", "grafana", "--minute", "20", env=env
+    )
+    assert code == 0, err
+    key = out.strip()
+    assert key.startswith("aw_") and len(key) > 30 and "grafana" in err
+    code, out, err = await apiwatch("keys", "list", env=env)
+    assert code == 0, err
+    assert "grafana" in out and "read" in out and key not in out and key[:6] in out
+    code, _, err = await apiwatch("keys", "create", "--name", "x", "--scope", "root", env=env)
+    assert code == 2 and "read or admin" in err

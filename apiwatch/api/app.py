@@ -26,6 +26,7 @@ from apiwatch.api.routers import (
     providers,
     schedule,
     status,
+    usage,
 )
 from apiwatch.catalogue.loader import Catalogue
 from apiwatch.inbound import (
@@ -133,6 +134,7 @@ def create_app(
         keys.router,
         alerts.router,
         charts.router,
+        usage.router,
     ):
         app.include_router(router)
 

@@ -152,6 +152,9 @@ class InboundLimiter:
         # Redis batching: hits waiting for the next script call, per (keys, limits).
         self._pending: dict[tuple[tuple[str, ...], Counts], tuple[Counts, list[Any]]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        # Script calls made and hits they carried (the mean batch size is their ratio).
+        self.script_calls = 0
+        self.script_hits = 0
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -272,6 +275,8 @@ class InboundLimiter:
             args.append(len(waiters))
             args.extend(limits_)
             args.extend(lifetimes)
+        self.script_calls += 1
+        self.script_hits += sum(len(waiters) for _, (_, waiters) in groups)
         try:
             result = await self._script(keys=keys, args=args)
         except Exception as error:

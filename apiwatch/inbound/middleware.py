@@ -10,6 +10,7 @@ allocations it can do without (error bodies are built once, headers are plain tu
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import time
@@ -56,6 +57,17 @@ async def _respond(
         response_headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": response_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _bucket(address: str) -> str:
+    """What failed authentication is counted per: the address, or for IPv6 its /64, which
+    one host usually holds whole (per address, it could try 2**64 times as often)."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    except ValueError:
+        return address
 
 
 def _rate_limited(window: str, seconds: int) -> bytes:
@@ -303,12 +315,13 @@ class ApiKeyMiddleware:
     # -- failed authentication -------------------------------------------------------------
 
     def _blocked_for(self, address: str, now: int) -> int:
-        until = self._blocked.get(address)
+        bucket = _bucket(address)
+        until = self._blocked.get(bucket)
         if until is None:
             return 0
         if now < until:
             return until - now
-        del self._blocked[address]
+        del self._blocked[bucket]
         return 0
 
     async def _count_failure(self, address: str | None) -> int:
@@ -317,7 +330,7 @@ class ApiKeyMiddleware:
             return 0
         try:
             wait = await self._limiter.count_failure(
-                address, per_minute=self._failed_auth_per_minute
+                _bucket(address), per_minute=self._failed_auth_per_minute
             )
         except Exception as error:
             log.warning("inbound failed-auth count failed: %s", type(error).__name__)
@@ -327,7 +340,7 @@ class ApiKeyMiddleware:
         now = int(self._clock())
         if len(self._blocked) > 10_000:  # bounded: forget blocks that have run out
             self._blocked = {a: t for a, t in self._blocked.items() if t > now}
-        self._blocked[address] = now + wait
+        self._blocked[_bucket(address)] = now + wait
         return wait
 
     # -- WebSocket -------------------------------------------------------------------------

@@ -192,3 +192,25 @@ async def test_bad_key_input_gets_4xx_with_a_reason(api: Server) -> None:
             assert (await connection.execute(text("SELECT count(*) FROM api_keys"))).scalar() == 1
     finally:
         await engine.dispose()
+
+
+async def test_usage_is_summarized_per_key_and_route(api: Server) -> None:
+    async with api.client(ADMIN) as admin:
+        created = (await admin.post("/api/keys", json={"name": "metrics"})).json()
+    async with api.client(created["key"]) as reader:
+        for _ in range(3):
+            assert (await reader.get("/api/providers/binance")).status_code == 200
+        assert (await reader.get("/api/providers/nope")).status_code == 404
+    await asyncio.sleep(0.2)
+    async with api.client(ADMIN) as admin:
+        by_key = (await admin.get(f"/api/usage/keys/{created['id']}")).json()
+        everything = (await admin.get("/api/usage", params={"range": "1h"})).json()
+        bad = await admin.get("/api/usage", params={"range": "forever"})
+        missing = await admin.get("/api/usage/keys/424242")
+    assert by_key["key"]["name"] == "metrics" and by_key["key"]["usage_count"] == 4
+    items = {item["route"]: item for item in by_key["items"]}
+    assert items["/api/providers/{provider_id}"]["requests"] == 4
+    assert items["/api/providers/{provider_id}"]["errors"] == 1
+    assert everything["total"]["requests"] >= 4
+    assert bad.status_code == 422 and "range" in bad.json()["detail"]
+    assert missing.status_code == 404

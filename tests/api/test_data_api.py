@@ -50,6 +50,7 @@ async def test_trigger_collect_fills_latest_data_freshness_and_consensus(api: Ap
     fresh = (await api.client.get("/api/freshness", params={"category": "market_data"})).json()
     assert fresh["items"] and all(item["status"] == "fresh" for item in fresh["items"])
     assert {"provider", "item", "data_time", "age_s", "ttl_s", "status"} <= set(fresh["items"][0])
+    await asyncio.sleep(0.2)  # events reach the database through the batched recorder
     events = (await api.client.get("/api/events", params={"kind": "data_divergent"})).json()
     assert any(e["provider"] == "coinmarketcap" for e in events)
 
