@@ -90,8 +90,9 @@ class ApiKeyMiddleware:
     - `policy(method, path)`: "public", "read" or "admin" for a request.
     - `public_read`: read routes need no key (a key sent anyway is still checked and counted).
     - `failed_auth_per_minute`: failed key checks (unknown or inactive key) one client
-      address may make per minute; beyond that the address gets 429 until the minute ends,
-      even with a valid key, so keys cannot be guessed. 0 turns this off.
+      address (for IPv6, one /64) may make per minute; beyond that it gets 429 until the
+      minute ends, even with a valid key, so keys cannot be guessed. 0 turns this off. A
+      missing key is not counted: it guesses nothing.
     - `fail_open`: when the limiter's storage fails (Redis down), let authenticated requests
       through without limits (True) or refuse them with 503 (False).
     - `clock`: epoch seconds, for the record's time and latency.
@@ -159,7 +160,7 @@ class ApiKeyMiddleware:
             if name == HEADER:
                 raw_key = value
                 break
-        if raw_key is None:
+        if not raw_key:  # absent or empty
             if access == "read" and self._public_read:
                 await self._forward(scope, receive, send, start, address, root_path, None, None)
             else:
@@ -350,7 +351,7 @@ class ApiKeyMiddleware:
         (policy violation) and the reason. Not counted against limits."""
         path: str = scope["path"]
         access = self._policy("GET", path)
-        raw_key = next((value for name, value in scope["headers"] if name == HEADER), None)
+        raw_key = next((value for name, value in scope["headers"] if name == HEADER), None) or None
         client = scope.get("client")
         address: str | None = client[0] if client else None
         reason = None

@@ -102,6 +102,13 @@ async def test_missing_key_gets_401_missing_api_key(api: Served) -> None:
     assert not any(name in response.headers for name in RATE_HEADERS)
 
 
+async def test_an_empty_key_header_counts_as_missing(api: Served) -> None:
+    async with api.client("") as empty:
+        response = await empty.get("/api/products")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Missing API key"}
+
+
 async def test_unknown_key_gets_401_invalid_api_key(api: Served) -> None:
     async with api.client("aw_not-a-key") as stranger:
         response = await stranger.get("/api/products")
@@ -444,3 +451,40 @@ async def test_the_record_is_made_once_after_the_response_is_sent() -> None:
         await limiter.close()
     assert events == ["http.response.start", "http.response.body", "app returned", "record 200"]
     assert scope["state"]["api_key"].name == "reader"
+
+
+async def test_failed_auth_from_one_ipv6_64_is_counted_together() -> None:
+    statuses: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a refused request must not reach the app")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    limiter = InboundLimiter(clock=FakeClock(NOON))
+    middleware = ApiKeyMiddleware(
+        app,
+        keys=MemoryKeyStore(keys()),
+        limiter=limiter,
+        record=lambda usage: None,
+        failed_auth_per_minute=2,
+    )
+    try:
+        for host in ("2001:db8::1", "2001:db8::2", "2001:db8::3:4", "2001:db8:0:1::1"):
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/api/products",
+                "headers": [(b"x-api-key", b"aw_guess")],
+                "client": (host, 5000),
+            }
+            await middleware(scope, receive, send)
+    finally:
+        await limiter.close()
+    # Three guesses from one /64: the third is refused as throttled; another /64 is not.
+    assert statuses == [401, 401, 429, 401]
