@@ -244,7 +244,10 @@ class Collection:
             "skipped": [],
             "errors": [],
         }
-        if not spec.enabled:
+        state = self.schedules.get(provider_id)
+        # A disabled schedule keeps its slots, each a planned run skipped as `disabled`, so
+        # its compliance history says why nothing was collected; a manual trigger still runs.
+        if not spec.enabled or (planned_at is not None and state is not None and not state.enabled):
             return self._finish(summary, planned_at, started, skipped="disabled")
         if self._status_of(provider_id) is Status.OFFLINE:
             return self._finish(summary, planned_at, started, skipped="provider_offline")

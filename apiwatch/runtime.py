@@ -436,8 +436,10 @@ class Runtime:
             )
 
     def _runnable(self, state: ScheduleState) -> bool:
+        """Whether the schedule has a job: its provider is enabled in the catalogue. (A
+        disabled schedule keeps its job; each of its slots is recorded as skipped.)"""
         spec = self.catalogue.get(state.provider)
-        return state.enabled and spec is not None and spec.enabled
+        return spec is not None and spec.enabled
 
     def schedule_collections(self) -> None:
         for state in self.collection.schedules.values():

@@ -258,3 +258,17 @@ async def test_default_schedules_respect_each_providers_quota(
     assert schedules["newsapi"].interval_s >= 86400 / 80
     assert schedules["alternative_me"].interval_s == 900
     assert schedules["thegraph"].enabled is False  # onchain placeholders stay off
+
+
+async def test_a_disabled_schedule_records_its_slots_as_skipped_disabled(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await open_for(tmp_path, sim, monkeypatch) as runtime:
+        state = runtime.collection.schedules["alternative_me"]
+        await runtime.update_schedule(state.schedule_id, interval_s=None, enabled=False)
+        run = await runtime.collection.collect("alternative_me", planned_at=datetime.now(UTC))
+        manual = await runtime.collection.collect("alternative_me")  # a trigger still runs
+        compliance = await rows(runtime, ScheduleCompliance)
+    assert run["result"] == "skipped" and run["reason"] == "disabled"
+    assert manual["result"] == "done"
+    assert [(c.result, c.reason) for c in compliance] == [("skipped", "disabled")]

@@ -88,7 +88,7 @@ async def categories(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]
         planned = on_time = 0
         for (_, cat), entry in compliance.items():
             if cat == category.value:
-                planned += entry["planned"]
+                planned += entry["planned"] - entry["skip_reasons"].get("disabled", 0)
                 on_time += entry["on_time"]
         out.append(
             {

@@ -99,7 +99,10 @@ async def compliance_summary(
             reason = row.reason or "unknown"
             entry["skip_reasons"][reason] = entry["skip_reasons"].get(reason, 0) + row.n
     for entry in out.values():
-        entry["compliance_pct"] = round(100.0 * entry["on_time"] / entry["planned"], 2)
+        # Runs skipped because the user disabled the schedule were not due: they do not
+        # count against compliance.
+        due = entry["planned"] - entry["skip_reasons"].get("disabled", 0)
+        entry["compliance_pct"] = round(100.0 * entry["on_time"] / due, 2) if due else None
     return out
 
 

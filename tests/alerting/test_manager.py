@@ -1,0 +1,122 @@
+"""The alert manager with its real parts: a status change becomes a stored alert and a
+delivered notification, with the LLM's incident report when it answers in time and the
+rule-based one when it does not; every delivery is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from apiwatch.alerting.config import load_alert_settings
+from apiwatch.alerting.manager import AlertManager
+from apiwatch.domain import Status, StatusChange, utcnow
+from apiwatch.storage.repositories import alerts as alert_repo
+from tests.alerting.channels.receivers import HttpReceiver
+from tests.alerting.test_llm import KEY, REPORT, FakeLLM
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[HttpReceiver]:
+    server = HttpReceiver()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def start_manager(db_sessionmaker, receiver: HttpReceiver, llm_url: str, timeout_s: float):
+    settings = load_alert_settings(
+        patch={
+            "group_window_s": 0.1,
+            "channels": {"pagerduty": {"kind": "webhook", "url": receiver.url("/page")}},
+            "llm": {"url": llm_url, "model": "test-model", "timeout_s": timeout_s},
+        }
+    )
+    http = aiohttp.ClientSession()
+    manager = AlertManager(
+        sessions=db_sessionmaker,
+        categories={"binance": "market_data"},
+        event_kinds={},
+        defaults=settings,
+        llm_key=KEY,
+        http=http,
+    )
+    await manager.start()
+    return manager, http
+
+
+def offline(provider: str = "binance") -> StatusChange:
+    return StatusChange(
+        provider, Status.DEGRADED, Status.OFFLINE, "3 consecutive failures", utcnow()
+    )
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_llm_report_rides_along_when_it_answers_in_time(
+    db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
+) -> None:
+    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=5)
+    try:
+        manager.observe(offline())
+        await wait_for(lambda: receiver.at("/page"))
+    finally:
+        await manager.stop()
+        await http.close()
+    body = receiver.at("/page")[0].json()
+    assert REPORT in body["report"] and "rule-based triage" in body["report"]
+    assert llm.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
+    async with db_sessionmaker() as session:
+        stored = await alert_repo.list_alerts(session, provider="binance")
+        deliveries = await alert_repo.list_deliveries(session)
+    assert stored[0]["report"] == body["report"] and stored[0]["notifications"] == 1
+    assert [(d["channel"], d["delivered"]) for d in deliveries] == [("pagerduty", True)]
+
+
+async def test_a_slow_llm_never_holds_the_page_back_past_its_timeout(
+    db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
+) -> None:
+    llm.mode = "slow"
+    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=0.3)
+    try:
+        start = time.monotonic()
+        manager.observe(offline())
+        await wait_for(lambda: receiver.at("/page"), timeout=5)
+        elapsed = time.monotonic() - start
+    finally:
+        llm.release.set()
+        await manager.stop()
+        await http.close()
+    body = receiver.at("/page")[0].json()
+    assert REPORT not in body["report"] and body["report"]  # the rule-based report stands
+    assert elapsed < 3
+
+
+async def test_a_failed_delivery_is_stored_with_its_error(
+    db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
+) -> None:
+    receiver.script("/page", 400)
+    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
+    try:
+        manager.observe(offline())
+        await wait_for(lambda: receiver.at("/page"))
+        await asyncio.sleep(0.3)
+    finally:
+        await manager.stop()
+        await http.close()
+    async with db_sessionmaker() as session:
+        deliveries = await alert_repo.list_deliveries(session)
+    assert len(deliveries) == 1
+    failed = deliveries[0]
+    assert failed["delivered"] is False and failed["retryable"] is False
+    assert "400" in failed["error"] and failed["attempts"] == 1
