@@ -10,11 +10,13 @@ another process.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apiwatch.inbound import ApiKeyRecord, MemoryKeyStore, UsageRecord
@@ -57,14 +59,18 @@ class AccessControl:
         self.store = store
         self._record = record
         self._usage: dict[int, tuple[int, datetime]] = {}
+        # Reloads one at a time: a reload that read its rows before a change was committed
+        # must not replace the store after the change's own reload.
+        self._reload_lock = asyncio.Lock()
         # Alerting's inbound rules (usage spikes, unauthorized attempts) listen here.
         self.listeners = listeners if listeners is not None else []
 
     async def reload(self) -> int:
         """Replace the in-memory store with the database's keys; returns how many."""
-        async with self._sessions() as session:
-            rows = await key_repo.all_with_hashes(session)
-        self.store.replace_all({row["key_hash"]: _record(row) for row in rows})
+        async with self._reload_lock:
+            async with self._sessions() as session:
+                rows = await key_repo.all_with_hashes(session)
+            self.store.replace_all({row["key_hash"]: _record(row) for row in rows})
         return len(rows)
 
     async def create(
@@ -106,7 +112,13 @@ class AccessControl:
             total = await key_repo.count_keys(session)
         if configured:
             if self.store.get(hash_key(configured)) is None:
-                await self.create(name="admin (APIWATCH_ADMIN_KEY)", scope="admin", key=configured)
+                try:
+                    await self.create(
+                        name="admin (APIWATCH_ADMIN_KEY)", scope="admin", key=configured
+                    )
+                except IntegrityError:
+                    # Another process starting at the same moment registered it first.
+                    await self.reload()
             return None
         if total:
             return None

@@ -10,6 +10,8 @@ freshness, consensus and the API read it on every run.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -111,6 +113,19 @@ class ScheduleState:
         return f"collect:{self.provider}"
 
 
+# Longer items are stored under a digest: PostgreSQL cannot index a btree row over 2,704
+# bytes, and a url of 1,000 CJK characters is 3,000.
+MAX_ITEM_BYTES = 512
+
+
+def storage_item(item: str) -> str:
+    """The item as stored and de-duplicated: itself, or `news:sha256:<hex>` when too long."""
+    if len(item.encode("utf-8")) <= MAX_ITEM_BYTES:
+        return item
+    prefix = item.split(":", 1)[0]
+    return f"{prefix}:sha256:{hashlib.sha256(item.encode('utf-8')).hexdigest()}"
+
+
 def skip_reason(result: ProbeResult) -> str:
     """`rate_limit_budget (minute window full) until …` → `rate_limit_budget`."""
     match = _SKIP_WORD.match(result.reason or "")
@@ -150,6 +165,8 @@ class Collection:
         self._stale: set[tuple[str, str]] = set()
         self._divergent: set[tuple[str, str]] = set()
         self._history: deque[tuple[datetime, Decimal]] = deque()
+        self._seen_news: set[str] = set()
+        self._seen_order: deque[str] = deque()
         self.on_interval_change: Callable[[ScheduleState], None] = lambda state: None
 
     # -- state ------------------------------------------------------------------------------
@@ -252,6 +269,31 @@ class Collection:
         if self._status_of(provider_id) is Status.OFFLINE:
             return self._finish(summary, planned_at, started, skipped="provider_offline")
         points: list[DataPoint] = []
+        try:
+            await self._fetch(spec, summary, points)
+        except Exception as error:  # a bug or a database error must not lose the run's row
+            log.exception("collection_failed", provider=provider_id)
+            summary["errors"].append({"endpoint": "*", "error": type(error).__name__})
+        fetched_at = self._clock()
+        try:
+            summary["points"] = await self._store(points, fetched_at=fetched_at, category=category)
+        except Exception as error:
+            log.exception("collection_store_failed", provider=provider_id)
+            summary["errors"].append({"endpoint": "*", "error": type(error).__name__})
+        if summary["fetched"]:
+            self._judge_freshness(provider_id, on_schedule=planned_at is not None, now=fetched_at)
+            if category == "market_data":
+                self._judge_consensus(now=fetched_at)
+                self._adapt(now=fetched_at)
+        skipped = None
+        if not summary["fetched"] and summary["skipped"]:
+            skipped = summary["skipped"][0]["reason"]
+        return self._finish(summary, planned_at, started, skipped=skipped)
+
+    async def _fetch(
+        self, spec: ProviderSpec, summary: dict[str, Any], points: list[DataPoint]
+    ) -> None:
+        provider_id, category = spec.id, spec.category.value
         for name in data_endpoints(spec):
             results = await self._engine.probe(spec, name)
             for result in results:
@@ -275,27 +317,18 @@ class Collection:
                     endpoint=name,
                     error=str(error)[:300],
                 )
-        fetched_at = self._clock()
-        summary["points"] = await self._store(points, fetched_at=fetched_at, category=category)
-        if summary["fetched"]:
-            self._judge_freshness(provider_id, on_schedule=planned_at is not None, now=fetched_at)
-            if category == "market_data":
-                self._judge_consensus(now=fetched_at)
-                self._adapt(now=fetched_at)
-        skipped = None
-        if not summary["fetched"] and summary["skipped"]:
-            skipped = summary["skipped"][0]["reason"]
-        return self._finish(summary, planned_at, started, skipped=skipped)
 
     async def _store(self, points: list[DataPoint], *, fetched_at: datetime, category: str) -> int:
+        points = [_stored(p) for p in points]
         news = [p for p in points if p.item.startswith("news:")]
         if news:
             known = await self._known_items([p.item for p in news])
-            seen: set[str] = set()
             fresh_news = []
             for p in news:
-                if p.item not in known and p.item not in seen:
-                    seen.add(p.item)
+                # Also remembered here: rows reach the database ~100 ms later, and two
+                # providers collected at once can carry the same article.
+                if p.item not in known and p.item not in self._seen_news:
+                    self._remember_news(p.item)
                     fresh_news.append(p)
             points = [p for p in points if not p.item.startswith("news:")] + fresh_news
             newest = max((p.data_timestamp for p in news if p.data_timestamp), default=None)
@@ -325,6 +358,12 @@ class Collection:
             if not p.item.startswith("news:"):
                 self.latest[(p.provider, p.item)] = point
         return len(points)
+
+    def _remember_news(self, item: str) -> None:
+        self._seen_news.add(item)
+        self._seen_order.append(item)
+        while len(self._seen_order) > 10_000:  # bounded: the database remembers the rest
+            self._seen_news.discard(self._seen_order.popleft())
 
     def _finish(
         self,
@@ -417,11 +456,29 @@ class Collection:
                             at=now,
                         )
                     )
-            else:
+            elif key in self._stale:
                 self._stale.discard(key)
+                self._announce(
+                    DataStale(
+                        provider=pid,
+                        category=point.category,
+                        item=item,
+                        data_time=point.data_timestamp,
+                        age_s=round((now - point.data_timestamp).total_seconds(), 1),
+                        ttl_s=ttl,
+                        at=now,
+                        cleared=True,
+                    )
+                )
 
     def _judge_consensus(self, *, now: datetime) -> None:
-        for item, view in self.consensus_view(now=now).items():
+        views = self.consensus_view(now=now)
+        compared = {(p, item) for item, view in views.items() for p in view["providers"]}
+        for provider, item in sorted(self._divergent - compared):
+            # It left the comparison (no recent value): its episode is over, say so.
+            self._divergent.discard((provider, item))
+            self._announce(_divergence_cleared(provider, item, None, now))
+        for item, view in views.items():
             for provider, entry in view["providers"].items():
                 key = (provider, item)
                 if entry["divergent"]:
@@ -439,8 +496,9 @@ class Collection:
                                 at=now,
                             )
                         )
-                else:
+                elif key in self._divergent:
                     self._divergent.discard(key)
+                    self._announce(_divergence_cleared(provider, item, view, now))
 
     # -- adaptive polling -------------------------------------------------------------------
 
@@ -464,6 +522,8 @@ class Collection:
             if volatile:
                 wanted = max(self.config.adaptive_floor_s, state.interval_s / 2)
                 wanted = max(wanted, self.min_interval_within_budget(state.provider))
+                # Never slower than configured: the floor is for speeding up, not down.
+                wanted = min(wanted, state.interval_s)
                 reason = (
                     f"{ADAPTIVE_ITEM} moved {move_pct:.2f}% in "
                     f"{self.config.adaptive_lookback_s / 60:g} min"
@@ -505,6 +565,31 @@ class Collection:
             runs_allowed = max(1.0, 0.8 * limit / per_run)
             shortest = max(shortest, span / runs_allowed)
         return shortest
+
+
+def _stored(point: DataPoint) -> DataPoint:
+    item = storage_item(point.item)
+    if item == point.item:
+        return point
+    values = {**(point.values or {}), "item": point.item}
+    return dataclasses.replace(point, item=item, values=values)
+
+
+def _divergence_cleared(
+    provider: str, item: str, view: dict[str, Any] | None, now: datetime
+) -> DataDivergent:
+    entry = view["providers"][provider] if view else None
+    return DataDivergent(
+        provider=provider,
+        category="market_data",
+        item=item,
+        value=format(entry["value"], "f") if entry else "",
+        median=format(view["median"], "f") if view else "",
+        deviation_pct=round(entry["deviation_pct"], 4) if entry else 0.0,
+        threshold_pct=view["threshold_pct"] if view else 0.0,
+        at=now,
+        cleared=True,
+    )
 
 
 _WINDOW_SECONDS = {

@@ -153,6 +153,8 @@ class DataStale:
     age_s: float
     ttl_s: float
     at: datetime
+    # True when the episode is over (fresh again): alerting resolves its alert.
+    cleared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,8 @@ class DataDivergent:
     deviation_pct: float
     threshold_pct: float
     at: datetime
+    # True when the provider agrees with the others again (or left the comparison).
+    cleared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from apiwatch.storage.recorder import Recorder
 from apiwatch.storage.repositories import breakers as breaker_repo
 from apiwatch.storage.repositories import data as data_repo
 from apiwatch.storage.repositories import providers as provider_repo
+from apiwatch.storage.repositories import retention as retention_repo
 from apiwatch.storage.repositories import rollups as rollup_repo
 from apiwatch.storage.repositories import schedules as schedule_repo
 from apiwatch.storage.repositories import status_changes as status_repo
@@ -489,7 +490,20 @@ class Runtime:
     async def update_schedule(
         self, schedule_id: int, *, interval_s: float | None, enabled: bool | None
     ) -> dict[str, object] | None:
-        """Change a schedule in the database and in the running scheduler at once."""
+        """Change a schedule in the database and in the running scheduler at once.
+
+        Raises ValueError when the interval is faster than the provider's limits allow."""
+        if interval_s is not None:
+            async with self.sessions() as session:
+                current = await schedule_repo.get_schedule(session, schedule_id=schedule_id)
+            if current is not None and current["provider"] in self.catalogue.providers:
+                floor = self.collection.min_interval_within_budget(current["provider"])
+                if interval_s < floor:
+                    raise ValueError(
+                        f"{current['provider']}'s rate limits allow one collection every "
+                        f"{floor:.0f} s at most; interval_s={interval_s:g} would be skipped "
+                        "as rate_limit_budget"
+                    )
         async with self.sessions() as session:
             row = await schedule_repo.update_schedule(
                 session, schedule_id=schedule_id, interval_s=interval_s, enabled=enabled
@@ -502,7 +516,7 @@ class Runtime:
         state.interval_s, state.enabled = row["interval_s"], row["enabled"]
         state.effective_interval_s, state.adaptive_reason = row["interval_s"], ""
         running = state.job_name in self.scheduler.jobs()
-        if self._runnable(state) and self.scheduler.running:
+        if self._runnable(state) and self.scheduler.running and self.settings.collection_enabled:
             if running:
                 self.scheduler.reschedule(state.job_name, state.effective_interval_s)
             else:
@@ -516,6 +530,15 @@ class Runtime:
             enabled=state.enabled,
         )
         return row
+
+    async def purge(self) -> dict[str, int]:
+        """Delete raw rows past the retention period (roll-ups keep their history)."""
+        before = utcnow() - timedelta(days=self.settings.retention_days)
+        async with self.sessions() as session:
+            deleted = await retention_repo.purge(session, before=before)
+        if any(deleted.values()):
+            log.info("retention_purged", before=before.isoformat(), **deleted)
+        return deleted
 
     async def roll_up(self) -> int:
         """Refresh the hourly roll-ups of the current and previous hour (charts read them)."""
@@ -681,6 +704,7 @@ async def open_runtime(
             )
             runtime.scheduler.add("rollups", settings.rollup_interval_s, runtime.roll_up)
             runtime.scheduler.add("api_keys", settings.api_key_sync_s, runtime.sync_keys)
+            runtime.scheduler.add("retention", 3600.0, runtime.purge, first_within=60.0)
             if settings.collection_enabled:
                 runtime.schedule_collections()
             runtime.scheduler.start()

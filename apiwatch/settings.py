@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     adaptive_lookback_min: float = Field(default=10.0, gt=0)
     adaptive_floor_s: float = Field(default=15.0, gt=0)
     rollup_interval_s: float = Field(default=300.0, gt=0)
+    # Raw rows (attempts, usage, data points, compliance, events) older than this are
+    # deleted hourly; hourly roll-ups, alerts, keys and schedules are kept.
+    retention_days: float = Field(default=30.0, gt=0)
     # apiwatch's own API (issue 6).
     public_read: bool = False
     # Registered as an admin key at start when set; otherwise the first start with no keys

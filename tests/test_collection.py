@@ -189,7 +189,7 @@ async def test_a_skewed_provider_is_flagged_divergent_with_its_deviation(
         for pid in MARKET:
             await runtime.collection.collect(pid)
         view = runtime.collection.consensus_view()
-    divergent = [e for e in seen if isinstance(e, DataDivergent)]
+    divergent = [e for e in seen if isinstance(e, DataDivergent) and not e.cleared]
     assert {e.provider for e in divergent} == {"cryptocompare"}
     btc = view["BTC-USD"]
     assert btc["divergent"] == ["cryptocompare"]
@@ -272,3 +272,32 @@ async def test_a_disabled_schedule_records_its_slots_as_skipped_disabled(
     assert run["result"] == "skipped" and run["reason"] == "disabled"
     assert manual["result"] == "done"
     assert [(c.result, c.reason) for c in compliance] == [("skipped", "disabled")]
+
+
+async def test_a_divergence_that_ends_raises_a_cleared_event(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await open_for(tmp_path, sim, monkeypatch) as runtime:
+        seen: list[object] = []
+        runtime.bus.add_listener(seen.append)
+        sim.set_scenario("cryptocompare", Scenario("divergent", {"pct": 5}))
+        for pid in MARKET:
+            await runtime.collection.collect(pid)
+        sim.set_scenario("cryptocompare", Scenario("healthy", {}))
+        await runtime.collection.collect("cryptocompare")
+        view = runtime.collection.consensus_view()
+    events = [(e.item, e.cleared) for e in seen if isinstance(e, DataDivergent)]
+    assert ("BTC-USD", False) in events and ("BTC-USD", True) in events
+    assert events.index(("BTC-USD", False)) < events.index(("BTC-USD", True))
+    assert view["BTC-USD"]["divergent"] == []
+
+
+async def test_a_very_long_news_url_is_stored_under_a_digest(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apiwatch.collection import storage_item
+
+    long_item = "news:https://例.com/" + "文" * 990
+    stored = storage_item(long_item)
+    assert stored.startswith("news:sha256:") and len(stored.encode()) < 100
+    assert storage_item("news:https://example.org/a") == "news:https://example.org/a"

@@ -63,7 +63,7 @@ async def test_scheduler_runs_health_checks_of_every_enabled_provider(tmp_path: 
             assert set(jobs) == (
                 {f"health:{pid}" for pid in enabled}
                 | {f"collect:{pid}" for pid in collecting}
-                | {"budget_snapshot", "rollups", "api_keys"}
+                | {"budget_snapshot", "rollups", "api_keys", "retention"}
             )
             await asyncio.sleep(1.0)
             runs = {name: job.runs for name, job in jobs.items() if name.startswith("health:")}

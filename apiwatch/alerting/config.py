@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from apiwatch.domain import Severity
 
@@ -32,10 +32,10 @@ class _Strict(BaseModel):
 
 class ResponseTimeRule(_Strict):
     enabled: bool = True
-    warning_s: float = Field(default=1.0, gt=0)
-    critical_s: float = Field(default=2.0, gt=0)
+    warning_s: float = Field(default=1.0, gt=0, le=3600)
+    critical_s: float = Field(default=2.0, gt=0, le=3600)
     window_results: int = Field(default=5, ge=1)
-    window_s: float = Field(default=300.0, gt=0)
+    window_s: float = Field(default=300.0, gt=0, le=30 * 86400)
     min_samples: int = Field(default=3, ge=1)
     clear_ratio: float = Field(default=0.9, gt=0, le=1)
 
@@ -52,7 +52,7 @@ class ErrorRateRule(_Strict):
     critical_pct: float = Field(default=10.0, ge=0, le=100)
     window_results: int = Field(default=20, ge=1)
     min_samples: int = Field(default=10, ge=1)
-    max_age_s: float = Field(default=3600.0, gt=0)
+    max_age_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
     clear_ratio: float = Field(default=0.9, gt=0, le=1)
 
     @model_validator(mode="after")
@@ -91,7 +91,7 @@ class StatusRule(_Strict):
 class EventRule(_Strict):
     enabled: bool = True
     severity: Severity = Severity.WARNING
-    auto_resolve_s: float | None = Field(default=None, gt=0)
+    auto_resolve_s: float | None = Field(default=None, gt=0, le=30 * 86400)
 
 
 class UsageSpikeRule(_Strict):
@@ -116,7 +116,7 @@ class UnauthorizedRule(_Strict):
     enabled: bool = True
     warning_per_hour: int = Field(default=5, ge=0)
     critical_per_hour: int | None = Field(default=50, ge=0)
-    window_s: float = Field(default=3600.0, gt=0)
+    window_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
 
     @model_validator(mode="after")
     def _ordered(self) -> UnauthorizedRule:
@@ -184,6 +184,13 @@ class LlmSettings(_Strict):
             raise ValueError("the LLM key is never read from settings files; set APIWATCH_LLM_KEY")
         return data
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
     @property
     def enabled(self) -> bool:
         return bool(self.url and self.model)
@@ -191,10 +198,12 @@ class LlmSettings(_Strict):
 
 class AlertSettings(_Strict):
     rules: RuleSettings = RuleSettings()
-    dedup_window_s: float = Field(default=300.0, ge=0)
-    repeat_interval_s: float | None = Field(default=3600.0, gt=0)
-    group_window_s: float = Field(default=5.0, ge=0)
-    group_interval_s: float = Field(default=60.0, ge=0)
+    # Bounded: a window of 1e308 s would overflow every datetime it is added to and stop
+    # all notifications (a day for grouping and thirty for repeats are already extreme).
+    dedup_window_s: float = Field(default=300.0, ge=0, le=30 * 86400)
+    repeat_interval_s: float | None = Field(default=3600.0, gt=0, le=30 * 86400)
+    group_window_s: float = Field(default=5.0, ge=0, le=86400)
+    group_interval_s: float = Field(default=60.0, ge=0, le=86400)
     max_batch: int = Field(default=50, ge=1, le=1000)
     routes: list[Route] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)

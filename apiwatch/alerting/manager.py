@@ -107,23 +107,33 @@ class AlertManager:
             self.policy.silences.add(_silence(row))
         for row in firing:
             self._open[row["fingerprint"]] = row["id"]
+            self.rules.restore(_notice(row), now=self._clock())
             self.policy.restore(
                 _notice(row), sent_at=row["sent_at"], acked=row["acknowledged_at"] is not None
             )
         self._task = asyncio.create_task(self._consume(), name="alerting")
         self._flusher = asyncio.create_task(self._flush_loop(), name="alerting-flush")
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_s: float = 10.0) -> None:
         for task in (self._task, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        # Whatever the policy holds is sent now rather than lost with the process.
+        # Events already queued and whatever the policy holds are sent now rather than lost
+        # with the process, within a grace period: a slow channel must not hold shutdown.
         with contextlib.suppress(Exception):
+            while not self._queue.empty():
+                for notice in self.notices_for(self._queue.get_nowait()):
+                    await self.submit(notice)
+            await self.tick()
             await self.flush(force=True)
         if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+            _, pending = await asyncio.wait(set(self._pending), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("alert_deliveries_cut_at_shutdown", pending=len(pending))
 
     # -- input ------------------------------------------------------------------------------
 

@@ -225,6 +225,20 @@ class RuleEngine:
             message=message or f"resolved: {notice.message}",
         )
 
+    def restore(self, notice: AlertNotice, *, now: datetime) -> None:
+        """Take back a firing alert from storage after a restart, so the condition clearing
+        resolves it. Alerts resolved only by time get their expiry again: from `fired_at`
+        (`auto_resolve_s`), or an hour from now for budget alerts whose window is unknown."""
+        item = notice.labels.get("item")
+        config = getattr(self.settings.rules, notice.rule, None)
+        auto = getattr(config, "auto_resolve_s", None)
+        expires: datetime | None = None
+        if auto:
+            expires = notice.fired_at + timedelta(seconds=auto)
+        elif notice.rule in (Rule.RATE_LIMIT_WARNING, Rule.RATE_LIMIT_BLOCKED):
+            expires = now + timedelta(hours=1)
+        self._firing[(notice.rule, notice.provider, item)] = _Firing(notice, expires)
+
     def tick(self, *, now: datetime) -> list[AlertNotice]:
         """Time-driven changes: expiring alerts, and inbound windows sliding on. Call it
         every few seconds (or with each inbound batch)."""
@@ -484,6 +498,16 @@ class RuleEngine:
         if not rule.enabled:
             return []
         item = str(data.get("item") or "") or None
+        if data.get("cleared"):
+            return self._set(
+                kind,
+                provider,
+                item,
+                None,
+                now=now,
+                resolved_message=f"{provider}: {item} data is "
+                + ("fresh again" if kind == "data_stale" else "back with the others"),
+            )
         if kind == "data_stale":
             message = (
                 f"{provider}: {item} data is {float(data.get('age_s') or 0):.0f} s old "

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from apiwatch import __version__
 from apiwatch.api.routers import (
@@ -60,9 +62,12 @@ def limiter_storage_uri(redis_url: str | None) -> str:
 
 def access_policy(method: str, path: str) -> Access:
     """apiwatch's routes: the inbound default, except that acknowledging an alert is an
-    operator's act rather than configuration, so a read key may do it."""
+    operator's act rather than configuration, so a read key may do it, and one key's usage
+    page is for admins."""
     if method == "POST" and path.startswith("/api/alerts/") and path.endswith("/acknowledge"):
         return "read"
+    if path.startswith("/api/usage/keys"):
+        return "admin"  # it shows the key's owner and limits, like the key listing
     return default_policy(method, path)
 
 
@@ -137,6 +142,20 @@ def create_app(
         usage.router,
     ):
         app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Where, what and why, without echoing the input: it may be a secret, and a NaN in
+        # it cannot even be written as JSON (the default handler answers that with a 500).
+        detail = [
+            {
+                "loc": list(error.get("loc", ())),
+                "msg": error.get("msg", ""),
+                "type": error.get("type", ""),
+            }
+            for error in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/healthz", tags=["meta"], summary="Liveness of apiwatch itself")
     async def healthz() -> dict[str, str]:

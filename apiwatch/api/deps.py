@@ -41,6 +41,17 @@ def as_utc(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError as exc:
         raise HTTPException(422, f"{name} is out of range once converted to UTC") from exc
+    # Times are used in arithmetic (ranges, windows, silences): years near 1 or 9999 would
+    # overflow there, and nothing apiwatch stores lies outside these bounds.
+    if not EARLIEST <= moment <= LATEST:
+        raise HTTPException(
+            422, f"{name} must lie between {EARLIEST.year} and {LATEST.year - 1} (UTC)"
+        )
+    return moment
+
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)

@@ -5,11 +5,15 @@ Choices, and why:
 - Fixed windows aligned to the clock (a minute window starts at :00, the day at 00:00 UTC),
   with the window's start in the storage key. The reset time is then known without asking
   the storage (one round trip less per window with Redis), and tests can move an injected
-  clock across a window boundary.
+  clock across a window boundary. The price of fixed windows: a client can send a full
+  minute's quota at :59 and again at :00; the hour and day windows still bound it.
 - A refused request uses no quota in any window. Otherwise a client refused by its minute
   window would burn its hour and day quotas while it retries.
 - In memory each window is incremented with the storage's `incr` and all three are refunded
   when one is over; nothing interleaves there, since the storage never suspends between them.
+  The `limits` memory storage sweeps all its keys for expiry about once per event-loop
+  iteration, so its cost grows with the number of live keys (three per active API key, one
+  per address with failed attempts this minute); with many keys, use Redis.
 - With Redis, one Lua script (registered on the `limits` storage's own connection, on keys
   under its prefix) checks all three windows and increments them only when all have room,
   atomically across processes. A redis-py command costs ~90 µs of CPU, more than the rest

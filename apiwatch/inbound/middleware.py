@@ -254,15 +254,7 @@ class ApiKeyMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self._emit(
-                key,
-                routed_template(scope, root_path, self.app),
-                scope["method"],
-                status,
-                start,
-                address,
-                True,
-            )
+            self._emit(scope, root_path, key, status, start, address, True)
 
     async def _refuse(
         self,
@@ -279,28 +271,32 @@ class ApiKeyMiddleware:
         try:
             await _respond(send, status, body, extra)
         finally:
-            self._emit(
-                key, resolve_route(scope, self.app), scope["method"], status, start, address, False
-            )
+            self._emit(scope, None, key, status, start, address, False)
 
     def _emit(
         self,
+        scope: Scope,
+        root_path: str | None,
         key: ApiKeyRecord | None,
-        route: str,
-        method: str,
         status: int,
         start: float,
         address: str | None,
         authorized: bool,
     ) -> None:
+        """Hand one UsageRecord to `record`. `root_path` None: the request never reached
+        the app, so its route is matched here. Nothing raised here reaches the server."""
         try:
+            if root_path is None:
+                route = resolve_route(scope, self.app)
+            else:
+                route = routed_template(scope, root_path, self.app)
             end = self._clock()
             self._record(
                 UsageRecord(
                     None if key is None else key.id,
                     None if key is None else key.name,
                     route,
-                    method,
+                    scope["method"],
                     status,
                     (end - start) * 1000.0,
                     datetime.fromtimestamp(start, UTC),

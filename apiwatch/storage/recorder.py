@@ -79,7 +79,9 @@ def _is_bad_row_error(error: BaseException) -> bool:
     sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None) or getattr(
         getattr(error, "orig", None), "pgcode", None
     )
-    if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+    if isinstance(sqlstate, str) and sqlstate.startswith(("22", "54")):
+        # Class 54 (program limit exceeded, e.g. an index row over PostgreSQL's 2,704
+        # bytes) is about the row too.
         return True
     # A StatementError that is not a DBAPIError was raised before the database saw the
     # statement, while binding a value (e.g. a naive datetime).

@@ -120,3 +120,26 @@ async def test_a_failed_delivery_is_stored_with_its_error(
     failed = deliveries[0]
     assert failed["delivered"] is False and failed["retryable"] is False
     assert "400" in failed["error"] and failed["attempts"] == 1
+
+
+async def test_an_alert_firing_before_a_restart_resolves_when_its_condition_clears(
+    db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
+) -> None:
+    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
+    try:
+        manager.observe(offline())
+        await wait_for(lambda: receiver.at("/page"))
+    finally:
+        await manager.stop()
+        await http.close()
+    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
+    try:
+        manager.observe(StatusChange("binance", Status.OFFLINE, Status.ONLINE, "healthy", utcnow()))
+        await wait_for(lambda: len(receiver.at("/page")) == 2)
+    finally:
+        await manager.stop()
+        await http.close()
+    assert receiver.at("/page")[1].json()["state"] == "resolved"
+    async with db_sessionmaker() as session:
+        stored = await alert_repo.list_alerts(session, provider="binance")
+    assert [(a["state"], a["resolved_at"] is not None) for a in stored] == [("resolved", True)]

@@ -79,6 +79,8 @@ async def test_admin_routes_refuse_a_read_key(api: Server) -> None:
             ("GET", "/api/keys"),
             ("POST", "/api/schedule/trigger"),
             ("POST", "/api/config/keys/test"),
+            ("GET", "/api/usage/keys/1"),
+            ("POST", "/api/silences"),
         ):
             response = await reader.request(method, path, json={})
             assert response.status_code == 403, (method, path)

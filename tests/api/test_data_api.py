@@ -77,3 +77,30 @@ async def test_trigger_with_an_unknown_category_or_disabled_provider_is_a_4xx(ap
         "/api/schedule/trigger", json={"category": "onchain", "collect": True}
     )
     assert response.status_code == 404 and "onchain" in response.json()["detail"]
+
+
+async def test_schedule_put_refuses_an_interval_the_providers_limits_cannot_take(api: Api) -> None:
+    listing = (await api.client.get("/api/schedule")).json()["schedules"]
+    coingecko = next(s for s in listing if s["provider"] == "coingecko")
+    response = await api.client.put(f"/api/schedule/{coingecko['id']}", json={"interval_s": 60})
+    assert response.status_code == 422
+    assert (
+        "coingecko" in response.json()["detail"]
+        and "rate_limit_budget" in response.json()["detail"]
+    )
+
+
+async def test_non_finite_numbers_and_far_dates_get_a_422_not_a_500(api: Api) -> None:
+    nan = await api.client.put(
+        "/api/schedule/1",
+        content=b'{"interval_s": NaN}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert nan.status_code == 422 and nan.json()["detail"][0]["loc"][-1] == "interval_s"
+    far = await api.client.get("/api/usage", params={"until": "0001-01-01T00:30:00"})
+    assert far.status_code == 422 and "until" in far.json()["detail"]
+    late = await api.client.post(
+        "/api/silences",
+        json={"matchers": {"provider": "x"}, "starts_at": "9999-12-31T23:00:00", "duration_s": 60},
+    )
+    assert late.status_code == 422

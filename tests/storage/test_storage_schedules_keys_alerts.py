@@ -89,7 +89,7 @@ async def test_compliance_summary_counts_results_and_skip_reasons(db_sessionmake
     await recorder.stop()
     async with db_sessionmaker() as session:
         summary = await schedule_repo.compliance_summary(session, since=at(-1))
-        last = await schedule_repo.last_runs(session)
+        last = await schedule_repo.last_runs(session, since=at(-1000))
     entry = summary[("binance", "market_data")]
     assert entry["planned"] == 6
     assert (entry["on_time"], entry["late"], entry["skipped"]) == (2, 1, 3)
@@ -203,3 +203,40 @@ async def test_alerts_silences_and_overrides_round_trip(db_sessionmaker):
         await alert_repo.save_override(session, name="alerts", value={"dedup_window_s": 60})
         await alert_repo.save_override(session, name="alerts", value={"dedup_window_s": 90})
         assert await alert_repo.load_override(session, name="alerts") == {"dedup_window_s": 90}
+
+
+async def test_retention_deletes_old_raw_rows_and_keeps_recent_ones(db_sessionmaker):
+    from apiwatch.storage.repositories import retention
+
+    recorder = Recorder(db_sessionmaker, flush_interval_s=0.01)
+    await recorder.start()
+    for minutes in (-100, 10):
+        recorder.record(
+            (
+                "events",
+                {"kind": "data_stale", "provider": "binance", "data": {}, "at": at(minutes)},
+            )
+        )
+        recorder.record(
+            (
+                "api_usage",
+                {
+                    "key_id": 1,
+                    "key_name": "k",
+                    "route": "/api/status",
+                    "method": "GET",
+                    "status": 200,
+                    "latency_ms": 1.0,
+                    "client": None,
+                    "authorized": True,
+                    "at": at(minutes),
+                },
+            )
+        )
+    await recorder.stop()
+    async with db_sessionmaker() as session:
+        deleted = await retention.purge(session, before=at(0))
+    assert deleted["events"] == 1 and deleted["api_usage"] == 1
+    assert deleted["connection_attempts"] == 0
+    async with db_sessionmaker() as session:
+        assert await retention.purge(session, before=at(0)) == dict.fromkeys(deleted, 0)

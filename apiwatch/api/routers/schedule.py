@@ -23,7 +23,8 @@ async def list_schedules(runtime: RuntimeDep, session: SessionDep) -> dict[str, 
     now = utcnow()
     rows = await schedule_repo.list_schedules(session)
     summary = await schedule_repo.compliance_summary(session, since=now - timedelta(hours=24))
-    last = await schedule_repo.last_runs(session)
+    # A week back covers every allowed interval (at most a week).
+    last = await schedule_repo.last_runs(session, since=now - timedelta(days=8))
     out = []
     for row in rows:
         key = (row["provider"], row["category"])
@@ -81,9 +82,12 @@ async def update_schedule(
 ) -> dict[str, Any]:
     if not 1 <= schedule_id <= 2**31 - 1:
         raise HTTPException(404, f"no schedule with id {schedule_id}")
-    row = await runtime.update_schedule(
-        schedule_id, interval_s=body.interval_s, enabled=body.enabled
-    )
+    try:
+        row = await runtime.update_schedule(
+            schedule_id, interval_s=body.interval_s, enabled=body.enabled
+        )
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
     if row is None:
         raise HTTPException(404, f"no schedule with id {schedule_id}; see GET /api/schedule")
     return row
@@ -123,6 +127,7 @@ async def trigger(runtime: RuntimeDep, body: TriggerIn | None = None) -> dict[st
     ids = [spec.id for spec in specs]
     if body.collect:
         runs = list(await asyncio.gather(*(runtime.collection.collect(pid) for pid in ids)))
+        # collect() reports its own errors in each run; nothing is raised past it.
         return {"collected": runs, "providers": ids}
     results = await runtime.check(provider_ids=ids, scope=body.scope)
     providers = sorted({r.provider for r in results})

@@ -1,7 +1,8 @@
 """Usage of apiwatch's own API: `GET /api/usage` (by key, route and time range) and
 `GET /api/usage/keys/{id}` (one key: its details and usage per route).
 
-Both read the hourly roll-ups of `api_usage` plus the live current hour, like the charts.
+Both read the hourly roll-ups of `api_usage` (written by the background job) plus the
+current hour live, like the charts; a read never writes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ async def usage(
     span: str = Query(default="24h", max_length=8, alias="range"),
 ) -> dict[str, Any]:
     start, end = _window(since, until, span)
-    await runtime.roll_up()  # the current hour is read live; earlier ones must be rolled up
     return await chart_repo.usage_summary(
         session, key_id=key_id, route=route, start=start, end=end, now=utcnow(), ladder=LADDER
     )
@@ -66,7 +66,6 @@ async def key_usage(
     if key is None:
         raise HTTPException(404, f"no API key with id {key_id}")
     start, end = _window(since, until, span)
-    await runtime.roll_up()
     summary = await chart_repo.usage_summary(
         session, key_id=key_id, route=None, start=start, end=end, now=utcnow(), ladder=LADDER
     )

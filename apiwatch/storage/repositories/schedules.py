@@ -106,10 +106,14 @@ async def compliance_summary(
     return out
 
 
-async def last_runs(session: AsyncSession) -> dict[tuple[str, str], dict[str, Any]]:
-    """The latest compliance row per (provider, category)."""
+async def last_runs(
+    session: AsyncSession, *, since: datetime
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest compliance row per (provider, category) planned at or after `since` (the
+    bound keeps this on the (provider, planned_at) index instead of a whole-table scan)."""
     latest = (
         select(_CMP.c.provider, _CMP.c.category, func.max(_CMP.c.id).label("id"))
+        .where(_CMP.c.planned_at >= since)
         .group_by(_CMP.c.provider, _CMP.c.category)
         .subquery()
     )
