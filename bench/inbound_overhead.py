@@ -17,10 +17,19 @@ access log off):
 Every round runs every variant (a fresh server, a warm-up, then the measurement); the
 order rotates per round so no variant always follows another. With two or more CPUs the
 server is pinned to CPU 0 and wrk to CPU 1 (taskset), so they do not trade places; the
-medians and the ratio to bare are printed as a Markdown table. A run with any non-2xx
-response or socket error is reported and fails the benchmark: it would not be measuring
-the allowed path. For the apiwatch variants the rows the recorder wrote are counted
-afterwards, to show the usage logging happened.
+medians and the ratio to bare are printed as a Markdown table. Beside req/s the table has
+the server process's CPU time per request (all its threads, from /proc; for Redis variants
+also the Redis server's, from INFO cpu): on a machine shared with other work, req/s moves
+with the neighbours' load, CPU per request much less.
+
+Diagnostic variants, not run by default: apiwatch-memory-norecord and
+apiwatch-redis-norecord (the middleware alone, its usage records discarded), to separate
+the middleware's cost from the recorder's.
+
+A run with any non-2xx response or socket error fails the benchmark: it would not be
+measuring the allowed path. For the apiwatch variants the rows the recorder wrote are
+counted afterwards, to show the usage logging happened; with Redis the mean number of hits
+per script call (the limiter batches concurrent hits) is printed per run.
 """
 
 from __future__ import annotations
