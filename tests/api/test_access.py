@@ -216,3 +216,29 @@ async def test_usage_is_summarized_per_key_and_route(api: Server) -> None:
     assert everything["total"]["requests"] >= 4
     assert bad.status_code == 422 and "range" in bad.json()["detail"]
     assert missing.status_code == 404
+
+
+async def test_the_example_python_client_reads_apiwatchs_limit_headers_and_backs_off(
+    api: Server,
+) -> None:
+    from examples import client as example
+
+    async with api.client(ADMIN) as admin:
+        created = (await admin.post("/api/keys", json={"name": "polite", "minute_limit": 2})).json()
+    waits: list[float] = []
+    lines: list[str] = []
+    # The client is blocking (urllib); the server runs on this loop, so the client gets a thread.
+    summary = await asyncio.to_thread(
+        example.run,
+        url=f"{api.url}/api/status",
+        key=created["key"],
+        requests=3,
+        max_retries=1,
+        sleep=waits.append,
+        say=lines.append,
+    )
+    assert summary.ok == 2 and summary.rate_limited >= 1
+    # After the 2nd request Remaining was 0: it paused until the reset before the 3rd, then
+    # waited out the 429's Retry-After.
+    assert summary.slowed >= 1 and len(waits) >= 2 and all(0 < w <= 60 for w in waits)
+    assert any("Rate limit exceeded for minute" in line for line in lines)
