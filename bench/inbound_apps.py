@@ -63,8 +63,6 @@ def _slowapi() -> FastAPI:
 
 
 def _apiwatch(storage_uri: str, key_prefix: str, *, recording: bool = True) -> FastAPI:
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
     from apiwatch.inbound import (
         ApiKeyMiddleware,
         ApiKeyRecord,
@@ -73,12 +71,14 @@ def _apiwatch(storage_uri: str, key_prefix: str, *, recording: bool = True) -> F
         UsageRecord,
         hash_key,
     )
+    from apiwatch.storage.db import create_engine, create_sessionmaker
     from apiwatch.storage.models import TABLES
     from apiwatch.storage.recorder import Recorder
 
     key = os.environ["INBOUND_BENCH_KEY"]
-    engine = create_async_engine(f"sqlite+aiosqlite:///{os.environ['INBOUND_BENCH_DB']}")
-    recorder = Recorder(async_sessionmaker(engine, expire_on_commit=False))
+    # apiwatch's own engine: WAL and synchronous=NORMAL, as the app runs it.
+    engine = create_engine(f"sqlite+aiosqlite:///{os.environ['INBOUND_BENCH_DB']}")
+    recorder = Recorder(create_sessionmaker(engine))
     limiter = InboundLimiter(storage_uri, defaults=(HUGE, HUGE, HUGE), key_prefix=key_prefix)
     store = MemoryKeyStore({hash_key(key): ApiKeyRecord(1, "bench", "read", True, key[:8])})
 

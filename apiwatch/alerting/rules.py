@@ -263,7 +263,12 @@ class RuleEngine:
         out = self._expire(now, provider)
         rules = self.settings.rules
         if result.outcome is Outcome.SKIPPED:
-            blocked = result.reason.startswith(SkipReason.RATE_LIMIT_BUDGET.value)
+            # Held back by the budget, or every key resting after 429s: either way the
+            # provider's limits are stopping us.
+            blocked = result.reason.startswith(SkipReason.RATE_LIMIT_BUDGET.value) or (
+                result.reason.startswith(SkipReason.NO_KEY.value)
+                and "rate_limited" in result.reason
+            )
             if blocked and rules.rate_limit_blocked.enabled:
                 out += self._set(
                     Rule.RATE_LIMIT_BLOCKED,
@@ -271,8 +276,7 @@ class RuleEngine:
                     None,
                     rules.rate_limit_blocked.severity,
                     now=now,
-                    message=f"{provider}: probes held back by the rate-limit budget "
-                    f"({result.reason})",
+                    message=f"{provider}: probes held back by its rate limits ({result.reason})",
                 )
             return out
         # A probe went out, so the budget let it through.
@@ -301,10 +305,10 @@ class RuleEngine:
         if answered and result.latency_ms is not None:
             window.append((result.started_at, result.latency_ms / 1000))
         recent = [s for at, s in window if (now - at).total_seconds() <= rule.window_s]
-        if len(recent) < rule.min_samples:
-            return []
-        median = statistics.median(recent)
         current = self._severity(Rule.RESPONSE_TIME, result.provider, None)
+        if len(recent) < rule.min_samples and (current is None or not recent):
+            return []  # a firing alert is judged on what there is (sparse checks)
+        median = statistics.median(recent)
         level = _level(
             median,
             warning=rule.warning_s,
@@ -333,11 +337,13 @@ class RuleEngine:
             window = self._evidence[result.provider] = deque(window, rule.window_results)
         window.append((result.started_at, result.outcome))
         recent = [o for at, o in window if (now - at).total_seconds() <= rule.max_age_s]
-        if len(recent) < rule.min_samples:
+        current = self._severity(Rule.ERROR_RATE, result.provider, None)
+        # Too few recent results to judge a new alert; a firing one is judged on what there
+        # is, so sparse checks (a 10-minute schedule) still let it clear.
+        if len(recent) < rule.min_samples and current is None:
             return []
         failed = Counter(o for o in recent if o.is_failure or o is Outcome.RATE_LIMITED)
         pct = 100.0 * sum(failed.values()) / len(recent)
-        current = self._severity(Rule.ERROR_RATE, result.provider, None)
         level = _level(
             pct,
             warning=rule.warning_pct,
@@ -345,6 +351,10 @@ class RuleEngine:
             current=current,
             clear=rule.clear_ratio,
         )
+        if current is None and level is not None and result.outcome.is_success:
+            # The newest result is a success: the failures are behind us (e.g. a storm the
+            # guard held back, counted only as it recovers). Do not open an alert now.
+            return []
         provider = result.provider
         main = failed.most_common(1)[0][0] if failed else None
         mostly = f", mostly {main.value}" if main else ""

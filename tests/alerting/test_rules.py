@@ -418,3 +418,46 @@ def test_naive_event_times_are_taken_as_utc() -> None:
     assert _states(engine.tick(now=T0 + timedelta(hours=1))) == [
         ("rate_limit_warning", "warning", "resolved")
     ]
+
+
+def test_all_keys_resting_after_429s_counts_as_blocked_by_rate_limits() -> None:
+    engine = _engine()
+    notices = engine.on_result(
+        _result(Outcome.SKIPPED, reason="no_key (all_keys_rate_limited)", latency_ms=None),
+        now=T0,
+    )
+    assert _states(notices) == [("rate_limit_blocked", "critical", "firing")]
+    # A provider without any key configured is not "blocked by its limits".
+    other = engine.on_result(
+        _result(Outcome.SKIPPED, reason="no_key", provider="etherscan", latency_ms=None), now=T0
+    )
+    assert other == []
+
+
+def test_a_firing_error_rate_clears_even_when_checks_are_sparse() -> None:
+    engine = _engine()
+    fired = []
+    for i in range(10):
+        fired += engine.on_result(
+            _result(Outcome.SERVER_ERROR, at=T0 + timedelta(seconds=i)),
+            now=T0 + timedelta(seconds=i),
+        )
+    assert ("error_rate", "critical", "firing") in _states(fired)
+    # Then one OK check every ten minutes for six hours: the failures age out of the window.
+    resolved = []
+    for step in range(1, 37):
+        moment = T0 + timedelta(minutes=10 * step)
+        resolved += engine.on_result(_result(Outcome.OK, at=moment), now=moment)
+    assert ("error_rate", "critical", "resolved") in _states(resolved)
+    assert not [n for n in resolved if n.state is AlertState.FIRING]
+
+
+def test_error_rate_does_not_open_an_alert_on_a_success() -> None:
+    engine = _engine()
+    moment = T0
+    out = []
+    # Two failures, then successes: the rate crosses 10 % only when judged on a success.
+    for outcome in [Outcome.SERVER_ERROR] * 2 + [Outcome.OK] * 8:
+        out += engine.on_result(_result(outcome, at=moment), now=moment)
+        moment += timedelta(seconds=1)
+    assert [n for n in out if n.rule == "error_rate"] == []
