@@ -33,13 +33,7 @@ from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
 from apiwatch.budget.windows import period
 from apiwatch.catalogue.loader import Catalogue, load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
-from apiwatch.collection import (
-    DEFAULT_INTERVAL_S,
-    Collection,
-    CollectionConfig,
-    ScheduleState,
-    data_endpoints,
-)
+from apiwatch.collection import Collection, CollectionConfig
 from apiwatch.domain import ProbeResult, Status, StatusChange, utcnow
 from apiwatch.events import EventBus
 from apiwatch.inbound import MemoryKeyStore
@@ -49,7 +43,8 @@ from apiwatch.probe.engine import ProbeEngine
 from apiwatch.probe.guard import ProbeGuard
 from apiwatch.probe.retry import RetryPolicy
 from apiwatch.retries import RetryChains
-from apiwatch.scheduler.loop import IntervalScheduler, Slot, current_slot
+from apiwatch.scheduler.loop import IntervalScheduler, Slot
+from apiwatch.schedules import CollectionSchedules
 from apiwatch.settings import Settings
 from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.migrate import upgrade
@@ -59,7 +54,6 @@ from apiwatch.storage.repositories import data as data_repo
 from apiwatch.storage.repositories import providers as provider_repo
 from apiwatch.storage.repositories import retention as retention_repo
 from apiwatch.storage.repositories import rollups as rollup_repo
-from apiwatch.storage.repositories import schedules as schedule_repo
 from apiwatch.storage.repositories import status_changes as status_repo
 from apiwatch.tracker import StatusTracker
 
@@ -203,6 +197,7 @@ class Runtime:
 
     retries: RetryChains = field(init=False)
     collection: Collection = field(init=False)
+    schedules: CollectionSchedules = field(init=False)
     access: AccessControl = field(init=False)
 
     def __post_init__(self) -> None:
@@ -232,7 +227,13 @@ class Runtime:
                 adaptive_floor_s=settings.adaptive_floor_s,
             ),
         )
-        self.collection.on_interval_change = self._apply_interval
+        self.schedules = CollectionSchedules(
+            catalogue=self.catalogue,
+            collection=self.collection,
+            scheduler=self.scheduler,
+            sessions=self.sessions,
+            enabled=settings.collection_enabled,
+        )
         self.access = AccessControl(
             sessions=self.sessions, store=self.key_store, record=self.recorder.record
         )
@@ -395,141 +396,23 @@ class Runtime:
             )
         return len(usage)
 
-    # -- data collection schedules -------------------------------------------------------------
-
-    def schedule_defaults(self) -> list[dict[str, object]]:
-        """One schedule per provider with data endpoints: its category's interval, raised to
-        what the provider's rate limits allow (CoinGecko's 10,000 a month cannot take a
-        1-minute schedule), enabled unless the provider is an `onchain` placeholder."""
-        defaults = []
-        for spec in self.catalogue.providers.values():
-            if not data_endpoints(spec):
-                continue
-            category = spec.category.value
-            interval = max(
-                DEFAULT_INTERVAL_S.get(category, 600.0),
-                self.collection.min_interval_within_budget(spec.id),
-            )
-            defaults.append(
-                {
-                    "provider": spec.id,
-                    "category": category,
-                    "interval_s": round(interval, 1),
-                    "enabled": category != "onchain",
-                }
-            )
-        return defaults
+    # -- data collection schedules (apiwatch/schedules.py) ----------------------------------------
 
     async def load_schedules(self) -> None:
-        async with self.sessions() as session:
-            await schedule_repo.seed_schedules(session, defaults=self.schedule_defaults())
-            rows = await schedule_repo.list_schedules(session)
-        for row in rows:
-            if row["provider"] not in self.catalogue.providers:
-                continue
-            self.collection.schedules[row["provider"]] = ScheduleState(
-                schedule_id=row["id"],
-                provider=row["provider"],
-                category=row["category"],
-                interval_s=row["interval_s"],
-                enabled=row["enabled"],
-                effective_interval_s=row["interval_s"],
-            )
-
-    def _runnable(self, state: ScheduleState) -> bool:
-        """Whether the schedule has a job: its provider is enabled in the catalogue. (A
-        disabled schedule keeps its job; each of its slots is recorded as skipped.)"""
-        spec = self.catalogue.get(state.provider)
-        return spec is not None and spec.enabled
+        await self.schedules.load()
 
     def schedule_collections(self) -> None:
-        for state in self.collection.schedules.values():
-            if self._runnable(state):
-                self._add_collection_job(state)
-
-    def _add_collection_job(self, state: ScheduleState) -> None:
-        async def job(pid: str = state.provider) -> None:
-            slot = current_slot.get()
-            await self.collection.collect(pid, planned_at=slot.planned_at if slot else None)
-
-        self.scheduler.add(
-            state.job_name,
-            state.effective_interval_s,
-            job,
-            first_within=min(5.0, state.effective_interval_s),
-        )
+        self.schedules.schedule_all()
 
     def on_slot(self, slot: Slot) -> None:
-        """A collection slot the scheduler could not start is a skipped planned run."""
-        if slot.skipped is None or not slot.job.startswith("collect:"):
-            return
-        state = self.collection.schedules.get(slot.job.removeprefix("collect:"))
-        if state is None:
-            return
-        self.collection.record_compliance(
-            provider=state.provider,
-            category=state.category,
-            planned_at=slot.planned_at,
-            started_at=None,
-            lateness_ms=None,
-            result="skipped",
-            reason=slot.skipped,
-        )
-
-    def _apply_interval(self, state: ScheduleState) -> None:
-        if state.job_name in self.scheduler.jobs():
-            self.scheduler.reschedule(state.job_name, state.effective_interval_s)
-        log.info(
-            "schedule_interval_changed",
-            provider=state.provider,
-            interval_s=state.effective_interval_s,
-            configured_s=state.interval_s,
-            reason=state.adaptive_reason or "configured",
-        )
+        self.schedules.on_slot(slot)
 
     async def update_schedule(
         self, schedule_id: int, *, interval_s: float | None, enabled: bool | None
     ) -> dict[str, object] | None:
-        """Change a schedule in the database and in the running scheduler at once.
-
-        Raises ValueError when the interval is faster than the provider's limits allow."""
-        if interval_s is not None:
-            async with self.sessions() as session:
-                current = await schedule_repo.get_schedule(session, schedule_id=schedule_id)
-            if current is not None and current["provider"] in self.catalogue.providers:
-                floor = self.collection.min_interval_within_budget(current["provider"])
-                if interval_s < floor:
-                    raise ValueError(
-                        f"{current['provider']}'s rate limits allow one collection every "
-                        f"{floor:.0f} s at most; interval_s={interval_s:g} would be skipped "
-                        "as rate_limit_budget"
-                    )
-        async with self.sessions() as session:
-            row = await schedule_repo.update_schedule(
-                session, schedule_id=schedule_id, interval_s=interval_s, enabled=enabled
-            )
-        if row is None:
-            return None
-        state = self.collection.schedules.get(row["provider"])
-        if state is None:
-            return row
-        state.interval_s, state.enabled = row["interval_s"], row["enabled"]
-        state.effective_interval_s, state.adaptive_reason = row["interval_s"], ""
-        running = state.job_name in self.scheduler.jobs()
-        if self._runnable(state) and self.scheduler.running and self.settings.collection_enabled:
-            if running:
-                self.scheduler.reschedule(state.job_name, state.effective_interval_s)
-            else:
-                self._add_collection_job(state)
-        elif running:
-            self.scheduler.remove(state.job_name)
-        log.info(
-            "schedule_updated",
-            provider=state.provider,
-            interval_s=state.interval_s,
-            enabled=state.enabled,
-        )
-        return row
+        """Change a schedule in the database and the running scheduler (ValueError when the
+        interval is faster than the provider's limits allow)."""
+        return await self.schedules.update(schedule_id, interval_s=interval_s, enabled=enabled)
 
     async def purge(self) -> dict[str, int]:
         """Delete raw rows past the retention period (roll-ups keep their history)."""
