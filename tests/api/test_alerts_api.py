@@ -107,7 +107,17 @@ async def test_a_provider_going_down_pages_once_and_its_recovery_resolves(stack:
     # superseded before it went out, so only the page was sent.
     assert stack.receiver.at("/warning") == []
 
-    active = (await stack.client.get("/api/alerts", params={"provider": "binance"})).json()
+    async def sent_alerts() -> list[dict]:
+        listed = await stack.client.get("/api/alerts", params={"provider": "binance"})
+        return listed.json()["alerts"]
+
+    # The row is marked sent once the delivery returns, just after the receiver has it.
+    for _ in range(100):
+        alerts = await sent_alerts()
+        if any(a["sent_at"] for a in alerts if a["severity"] == "critical"):
+            break
+        await asyncio.sleep(0.05)
+    active = {"alerts": alerts}
     rules = {(a["rule"], a["severity"]) for a in active["alerts"]}
     assert ("provider_status", "critical") in rules
     alert = next(a for a in active["alerts"] if a["severity"] == "critical")
@@ -142,7 +152,11 @@ async def test_acknowledge_records_who_and_the_report_explains_the_alert(stack: 
     acked = await stack.client.post(f"/api/alerts/{alert_id}/acknowledge", json={"by": "alice"})
     assert acked.status_code == 200, acked.text
     assert acked.json()["acknowledged_by"] == "alice" and acked.json()["acknowledged_at"]
-    report = (await stack.client.get(f"/api/alerts/{alert_id}/report")).json()
+    for _ in range(100):  # deliveries are stored once the delivery returns
+        report = (await stack.client.get(f"/api/alerts/{alert_id}/report")).json()
+        if report["deliveries"]:
+            break
+        await asyncio.sleep(0.05)
     assert report["report"] and report["triage"]["escalation"] in ("low", "high", "page")
     assert report["deliveries"] and report["deliveries"][0]["delivered"] is True
     assert (await stack.client.post("/api/alerts/424242/acknowledge")).status_code == 404
