@@ -88,6 +88,14 @@ class AlertManager:
         self.policy.update_settings(settings)
         self.channels = channels
         self.deliverer = Deliverer(sleep=self._sleep)
+        if not channels:
+            # The out-of-the-box case: alerts are kept and shown by the API, sent nowhere.
+            log.info(
+                "alert_channels_none",
+                note="no notification channels configured (APIWATCH_ALERTS_FILE); alerts are "
+                "stored and listed by /api/alerts but not sent",
+            )
+            return
         for name in settings.undefined_channels():
             log.warning("alert_route_to_undefined_channel", channel=name)
 
