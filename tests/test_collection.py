@@ -301,3 +301,21 @@ async def test_a_very_long_news_url_is_stored_under_a_digest(
     stored = storage_item(long_item)
     assert stored.startswith("news:sha256:") and len(stored.encode()) < 100
     assert storage_item("news:https://example.org/a") == "news:https://example.org/a"
+
+
+async def test_a_per_second_limit_delays_the_rest_of_a_run_instead_of_skipping_it(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await open_for(tmp_path, sim, monkeypatch) as runtime:
+        # Etherscan allows 3 a second; a health check plus its data endpoints is more.
+        endpoints = [
+            n for n, e in runtime.catalogue.providers["etherscan"].endpoints.items() if e.collector
+        ]
+        import asyncio
+        import time
+
+        await asyncio.sleep(1.02 - time.time() % 1)  # all in one second window
+        await runtime.check(provider_ids=["etherscan"])
+        run = await runtime.collection.collect("etherscan", planned_at=datetime.now(UTC))
+    assert run["result"] == "done" and run["skipped"] == []
+    assert run["fetched"] == len(endpoints)

@@ -265,7 +265,11 @@ class RuleEngine:
         if result.outcome is Outcome.SKIPPED:
             # Held back by the budget, or every key resting after 429s: either way the
             # provider's limits are stopping us.
-            blocked = result.reason.startswith(SkipReason.RATE_LIMIT_BUDGET.value) or (
+            blocked = (
+                result.reason.startswith(SkipReason.RATE_LIMIT_BUDGET.value)
+                # A full per-second window empties itself within the second: no alert.
+                and "(second window full)" not in result.reason
+            ) or (
                 result.reason.startswith(SkipReason.NO_KEY.value)
                 and "rate_limited" in result.reason
             )

@@ -461,3 +461,13 @@ def test_error_rate_does_not_open_an_alert_on_a_success() -> None:
         out += engine.on_result(_result(outcome, at=moment), now=moment)
         moment += timedelta(seconds=1)
     assert [n for n in out if n.rule == "error_rate"] == []
+
+
+def test_a_full_per_second_window_is_not_a_blocked_alert() -> None:
+    engine = _engine()
+    reason = "rate_limit_budget (second window full) until 2025-01-01T12:00:01+00:00"
+    notices = engine.on_result(_result(Outcome.SKIPPED, reason=reason, latency_ms=None), now=T0)
+    assert notices == []
+    minute = reason.replace("second", "minute")
+    notices = engine.on_result(_result(Outcome.SKIPPED, reason=minute, latency_ms=None), now=T0)
+    assert _states(notices) == [("rate_limit_blocked", "critical", "firing")]
