@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from apiwatch.catalogue.loader import is_type_tag, node_line
 from apiwatch.domain import Severity
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
@@ -378,7 +379,7 @@ def _validate(layers: Sequence[_Layer]) -> AlertSettings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            loc = [part for part in error["loc"] if not _is_type_tag(part)]
+            loc = [part for part in error["loc"] if not is_type_tag(part)]
             field = ".".join(str(part) for part in loc) or "(settings)"
             source, line = _locate(layers, loc)
             problems.append(ConfigProblem(source, line, field, _describe(error, field)))
@@ -394,7 +395,7 @@ def _locate(layers: Sequence[_Layer], loc: Sequence[str | int]) -> tuple[str, in
         if depth and (best is None or depth >= best[0]):
             best = (depth, layer)
     layer = best[1] if best else layers[-1]
-    return layer.source, _line(layer.node, loc)
+    return layer.source, node_line(layer.node, loc)
 
 
 def _depth(data: Any, loc: Sequence[str | int]) -> int:
@@ -410,28 +411,6 @@ def _depth(data: Any, loc: Sequence[str | int]) -> int:
     return depth
 
 
-def _line(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    node, line = value_node, key_node.start_mark.line + 1
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _describe(error: Mapping[str, Any], field: str) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -444,9 +423,3 @@ def _describe(error: Mapping[str, Any], field: str) -> str:
     if scalar and error["type"] != "value_error" and not private:
         return f"{message} (got {given!r})"
     return message
-
-
-def _is_type_tag(part: str | int) -> bool:
-    return isinstance(part, str) and (
-        "[" in part or part in {"int", "str", "float", "bool", "function-after", "none"}
-    )

@@ -51,7 +51,7 @@ class Catalogue:
         return self.providers.get(provider_id)
 
 
-def _node_line(node: yaml.Node | None, loc: Iterable[str | int]) -> int | None:
+def node_line(node: yaml.Node | None, loc: Iterable[str | int]) -> int | None:
     """Walk a composed YAML node along a pydantic error location; return a 1-based line."""
     if node is None:
         return None
@@ -119,15 +119,17 @@ def load_file(path: Path) -> ProviderSpec:
         problems = []
         for error in exc.errors():
             # Pydantic appends union/validator names ("int", "list[int]") to locations.
-            loc = [part for part in error["loc"] if not _is_type_tag(part)]
+            loc = [part for part in error["loc"] if not is_type_tag(part)]
             field = ".".join(str(part) for part in loc) or "(provider)"
-            problems.append(Problem(path, _node_line(node, loc), field, _describe(error)))
+            problems.append(Problem(path, node_line(node, loc), field, _describe(error)))
         raise CatalogueError(problems) from exc
 
 
-def _is_type_tag(part: str | int) -> bool:
+def is_type_tag(part: str | int) -> bool:
+    """Pydantic's union/type markers in an error location (`int`, `function-after[...]`),
+    which are not fields a user wrote. Shared with the alert settings loader."""
     return isinstance(part, str) and (
-        "[" in part or part in {"int", "str", "float", "bool", "function-after"}
+        "[" in part or part in {"int", "str", "float", "bool", "function-after", "none"}
     )
 
 
