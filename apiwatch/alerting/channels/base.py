@@ -7,8 +7,6 @@ server's Retry-After is read.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -84,24 +82,6 @@ class ChannelConfig(BaseModel):
 def retryable_status(status: int) -> bool:
     """Whether an HTTP failure status is worth another attempt."""
     return status in RETRYABLE_4XX or status >= 500
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def http_url(value: str) -> str:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from apiwatch.alerting.channels.base import DeliveryError, parse_retry_after, retryable_status
+from apiwatch.alerting.channels.base import DeliveryError, retryable_status
 from apiwatch.alerting.channels.redact import Redactor
+from apiwatch.probe.classify import parse_retry_after
 
 # Enough of an error body to explain it (Slack: "invalid_payload"; PagerDuty: its errors).
 _BODY_LIMIT = 2048

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from apiwatch.alerting.channels import DeliveryError, build_channel
-from apiwatch.alerting.channels.base import parse_retry_after
+from apiwatch.probe.classify import parse_retry_after
 from tests.alerting.channels.receivers import HttpReceiver, Reply, notification
 
 HTTP_KINDS = ["pagerduty", "slack", "webhook"]
