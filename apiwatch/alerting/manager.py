@@ -220,7 +220,6 @@ class AlertManager:
                         },
                     )
             elif alert_id is not None:
-                self._open.pop(notice.fingerprint, None)
                 await alert_repo.update_alert(
                     session,
                     alert_id=alert_id,
@@ -230,6 +229,8 @@ class AlertManager:
                         "decision_reason": decision.reason.value,
                     },
                 )
+                # Forgotten only once the row says resolved: a failed update leaves it to retry.
+                self._open.pop(notice.fingerprint, None)
         self.policy.bind(notice.fingerprint, alert_id)
         return alert_id
 

@@ -9,6 +9,7 @@ over a sliding hour per key, or per client address when no valid key was present
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,10 +56,29 @@ class InboundJudgement:
     labels: dict[str, Any] = field(default_factory=dict)
 
 
+# Subjects tracked at once: rotating addresses must not grow memory without bound; past
+# this, new addresses share one bucket (which still alerts).
+MAX_SUBJECTS = 10_000
+
+
+def address_bucket(client: str | None) -> str:
+    """An IPv4 address as is, an IPv6 address by its /64 (one host owns a whole /64, as the
+    middleware's failed-auth throttle also assumes)."""
+    if not client:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client[:64]
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def rejected_subject(record: InboundRecord) -> str:
     if record.key_id is not None:
         return f"key:{record.key_id}"
-    return f"address:{record.client or 'unknown'}"
+    return f"address:{address_bucket(record.client)}"
 
 
 def usage_subject(record: InboundRecord) -> str:
@@ -84,12 +104,22 @@ class InboundWatch:
     def _counter(self, subject: str) -> SlidingCount:
         counter = self._rejected.get(subject)
         if counter is None:
+            if len(self._rejected) >= MAX_SUBJECTS:
+                subject = "address:(many)"
+                counter = self._rejected.get(subject)
+                if counter is not None:
+                    return counter
             counter = self._rejected[subject] = SlidingCount(window_s=self.unauthorized.window_s)
         return counter
 
     def _baseline(self, subject: str) -> RateBaseline:
         baseline = self._usage.get(subject)
         if baseline is None:
+            if len(self._usage) >= MAX_SUBJECTS:  # keys are few; this is a safety net
+                subject = "key:(many)"
+                baseline = self._usage.get(subject)
+                if baseline is not None:
+                    return baseline
             baseline = self._usage[subject] = RateBaseline(
                 baseline_minutes=self.spike.baseline_minutes,
                 min_history_minutes=self.spike.min_history_minutes,

@@ -471,3 +471,28 @@ def test_a_full_per_second_window_is_not_a_blocked_alert() -> None:
     minute = reason.replace("second", "minute")
     notices = engine.on_result(_result(Outcome.SKIPPED, reason=minute, latency_ms=None), now=T0)
     assert _states(notices) == [("rate_limit_blocked", "critical", "firing")]
+
+
+def test_rejected_ipv6_requests_are_counted_per_64_and_subjects_are_capped() -> None:
+    from apiwatch.alerting import rules_inbound
+
+    assert rules_inbound.address_bucket("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert rules_inbound.address_bucket("203.0.113.7") == "203.0.113.7"
+    engine = _engine()
+    records = [
+        Request(key_id=None, client=f"2001:db8:1:2::{i:x}", status=401, at=T0) for i in range(6)
+    ]
+    notices = engine.on_inbound(records, now=T0)
+    # Six misses from one /64 in an hour: over the 5 an hour threshold.
+    assert _states(notices) == [("inbound_unauthorized", "warning", "firing")]
+    watch = rules_inbound.InboundWatch(
+        spike=load_alert_settings().rules.inbound_usage_spike,
+        unauthorized=load_alert_settings().rules.inbound_unauthorized,
+    )
+    watch.add(
+        Request(
+            key_id=None, client=f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", status=401, at=T0
+        )
+        for i in range(rules_inbound.MAX_SUBJECTS + 50)
+    )
+    assert len(watch._rejected) == rules_inbound.MAX_SUBJECTS + 1  # the cap plus the shared bucket
