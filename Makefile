@@ -37,7 +37,10 @@ format: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+## Benchmarks need the bench extra (slowapi, the instrumentator, APScheduler); each script
+## also runs on its own, see bench/README.md.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/probe_throughput.py
 
 clean:
