@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -50,6 +49,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from local_servers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 VARIANTS = ("bare", "instrumentator", "slowapi", "apiwatch-memory", "apiwatch-redis")
@@ -57,12 +58,6 @@ DIAGNOSTIC = ("apiwatch-memory-norecord", "apiwatch-redis-norecord")
 REDIS_URL = os.environ.get("APIWATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 KEY = "aw_bench-" + uuid.uuid4().hex
 PATH = "/api/items/42"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pinned(cpu: int | None, command: list[str]) -> list[str]:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
-import aiohttp
+from local_servers import free_port, wait_ready
 
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
@@ -26,24 +25,6 @@ from apiwatch.probe.breaker import CircuitBreaker
 from apiwatch.probe.client import create_session
 from apiwatch.probe.engine import ProbeEngine, build_url
 from apiwatch.probe.guard import ProbeGuard
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            try:
-                async with http.get(f"{url}/_control/health") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-    raise RuntimeError("simulator did not start")
 
 
 async def bare(url: str, n: int, concurrency: int) -> float:

@@ -34,7 +34,6 @@ import math
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -44,30 +43,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from local_servers import free_port, wait_ready
 
 from apiwatch.probe.client import create_session
 from apiwatch.scheduler.loop import IntervalScheduler, Slot, current_slot
 
 GOLDEN_STEP = (math.sqrt(5) - 1) / 2
 PING = "/binance/api/v3/ping"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            try:
-                async with http.get(f"{url}/_control/health") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-    raise RuntimeError("simulator did not start")
 
 
 class Tally:
