@@ -292,9 +292,7 @@ async def test_a_divergence_that_ends_raises_a_cleared_event(
     assert view["BTC-USD"]["divergent"] == []
 
 
-async def test_a_very_long_news_url_is_stored_under_a_digest(
-    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_very_long_news_url_is_stored_under_a_digest() -> None:
     from apiwatch.collection import storage_item
 
     long_item = "news:https://例.com/" + "文" * 990
