@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from apiwatch.alerting.policy import AlertPolicy
 from apiwatch.alerting.rules import RuleEngine
 from apiwatch.alerting.silences import Silence
 from apiwatch.alerting.triage import triage
-from apiwatch.domain import ProbeResult, StatusChange, utcnow
+from apiwatch.domain import ProbeResult, Severity, StatusChange, utcnow
 from apiwatch.storage.repositories import alerts as alert_repo
 
 log = structlog.get_logger("apiwatch.alerting")
@@ -430,8 +430,6 @@ def _silence(row: Mapping[str, Any]) -> Silence:
 
 
 def _notice(row: Mapping[str, Any]) -> AlertNotice:
-    from apiwatch.domain import Severity
-
     return AlertNotice(
         rule=row["rule"],
         severity=Severity(row["severity"]),
@@ -451,8 +449,6 @@ def _notice(row: Mapping[str, Any]) -> AlertNotice:
 
 
 def _with_report(notification: Notification, report: str) -> Notification:
-    from dataclasses import replace
-
     return replace(notification, report=report)
 
 
