@@ -1,24 +1,33 @@
-"""The `apiwatch` command: serve, check, simulate, demo, db upgrade, providers.
+"""The `apiwatch` command: serve, check, simulate, demo, db upgrade, providers, report.
 
 Reads Settings once per command and passes them down, like the API does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import time
-from collections.abc import Coroutine
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from apiwatch.catalogue.loader import Catalogue, CatalogueError, load_catalogue
+from apiwatch.catalogue.loader import Catalogue
+from apiwatch.catalogue.schema import ResolvedObjective
+from apiwatch.cli_keys import db_app, keys_app
+from apiwatch.cli_providers import providers_app
+from apiwatch.cli_support import (
+    catalogue_or_exit,
+    err,
+    out,
+    preflight,
+    run,
+    settings_or_exit,
+)
 from apiwatch.domain import Outcome, ProbeResult
 from apiwatch.logs import configure_logging
 from apiwatch.settings import Settings
@@ -28,12 +37,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-keys_app = typer.Typer(help="API keys for apiwatch's own API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-out = Console()
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+app.add_typer(providers_app, name="providers")
 
 _OUTCOME_STYLE = {
     Outcome.OK: "green",
@@ -43,55 +49,68 @@ _OUTCOME_STYLE = {
 }
 
 
-def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - Windows
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            err.print(f"[red]invalid setting[/red] {field}: {error['msg']}")
-        raise typer.Exit(2) from exc
-
-
-def _catalogue(settings: Settings) -> Catalogue:
-    try:
-        return load_catalogue(user_dir=settings.catalogue_dir)
-    except CatalogueError as exc:
-        sys.stderr.write(f"{exc}\n")  # verbatim: file paths and messages must not be re-wrapped
-        raise typer.Exit(2) from exc
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 7860)")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all: probe and serve (default); api: serve only; worker: probe only "
+            "(api and worker share the work through REDIS_URL)"
+        ),
+    ] = None,
 ) -> None:
     """Run the monitor: scheduler, probes, storage and the API on one port."""
     import uvicorn
 
     from apiwatch.api.app import create_app
+    from apiwatch.api.server import server_options
 
-    settings = _settings(host=host, port=port)
-    configure_logging(level=settings.log_level, json=settings.log_json)
-    _catalogue(settings)  # fail fast, with file and line, before uvicorn starts
+    settings = settings_or_exit(host=host, port=port, role=role)
+    if settings.role != "all" and not settings.redis_url:
+        err.print(
+            f"[red]--role {settings.role} needs REDIS_URL[/red]: processes share the work "
+            "through Redis; without it run one process with --role all"
+        )
+        raise typer.Exit(2)
+    configure_logging(
+        level=settings.log_level,
+        json=settings.log_json,
+        libraries_level=settings.log_level_libraries,
+    )
+    catalogue = catalogue_or_exit(settings)  # fail fast, with file and line, before uvicorn starts
     _alert_settings(settings)
+    preflight(settings, ports={"APIWATCH_PORT": settings.port})
+    _sentry(settings, catalogue)
     err.print(f"apiwatch on http://{settings.host}:{settings.port}  (docs: /docs)")
+    err.print(
+        f"dashboard: http://{_browsable(settings.host)}:{settings.port}/  (status page: /status)"
+    )
     if settings.public_read:
         err.print("read routes are public (APIWATCH_PUBLIC_READ=true); admin routes need a key")
-    uvicorn.run(
-        create_app(settings, on_first_key=_print_first_key),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
+    # Head size, head timeout, connection cap, trusted proxies: see apiwatch/api/server.py.
+    app = create_app(settings, catalogue=catalogue, on_first_key=_print_first_key)
+    uvicorn.run(app, **server_options(settings))
+
+
+def _sentry(settings: Settings, catalogue: Catalogue) -> None:
+    from apiwatch import __version__
+    from apiwatch.runtime.sentry import init_sentry, known_secrets
+
+    dsn = settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None
+    names = [name for spec in catalogue.providers.values() for name in spec.auth.keys]
+    init_sentry(
+        dsn,
+        secrets=known_secrets(settings, names) if dsn else [],
+        environment=settings.sentry_environment,
+        release=f"apiwatch@{__version__}",
     )
+
+
+def _browsable(host: str) -> str:
+    """The address to open in a browser: a wildcard bind is reached as localhost."""
+    return "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
 
 
 def _alert_settings(settings: Settings) -> None:
@@ -107,6 +126,20 @@ def _alert_settings(settings: Settings) -> None:
         text = str(exc)
         sys.stderr.write(f"{text if text.startswith('invalid') else where + text}\n")
         raise typer.Exit(2) from exc
+    _maintenance_windows(settings)
+
+
+def _maintenance_windows(settings: Settings) -> list[Any]:
+    """The maintenance file's windows, or exit 2 naming its file, line and field."""
+    if settings.maintenance_file is None:
+        return []
+    from apiwatch.alerting.maintenance_file import load_maintenance_file
+
+    try:
+        return list(load_maintenance_file(settings.maintenance_file))
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise typer.Exit(2) from exc
 
 
 def _print_first_key(key: str) -> None:
@@ -119,18 +152,26 @@ def _print_first_key(key: str) -> None:
 
 
 def _print_table(results: list[ProbeResult]) -> None:
-    table = Table(show_lines=False)
-    for column in ("provider", "endpoint", "outcome", "status", "latency", "reason"):
-        table.add_column(column)
+    # Identifiers are never cut (at 80 columns `connection_e…` helps nobody); the reason
+    # takes what is left and wraps. The try column appears only when something was retried.
+    tries = any(r.attempt > 1 for r in results)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("provider", "endpoint", "outcome"):
+        table.add_column(column, no_wrap=True, overflow="ignore")
+    if tries:
+        table.add_column("try", justify="right", no_wrap=True)
+    table.add_column("http", no_wrap=True)
+    table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("reason", ratio=1, min_width=10, overflow="fold")
     for r in results:
         style = _OUTCOME_STYLE.get(r.outcome, "red")
-        attempt = f" (try {r.attempt})" if r.attempt > 1 else ""
         table.add_row(
             r.provider,
             r.endpoint,
-            f"[{style}]{r.outcome.value}[/{style}]{attempt}",
+            f"[{style}]{r.outcome.value}[/{style}]",
+            *([str(r.attempt)] if tries else []),
             "" if r.status_code is None else str(r.status_code),
-            "" if r.latency_ms is None else f"{r.latency_ms:.0f} ms",
+            "" if r.latency_ms is None else f"{r.latency_ms:.0f}",
             r.reason,
         )
     out.print(table)
@@ -141,7 +182,9 @@ def check(
     provider: Annotated[str | None, typer.Argument(help="Provider id, e.g. coingecko")] = None,
     all_providers: Annotated[bool, typer.Option("--all", help="Every enabled provider")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result")] = False,
-    health_only: Annotated[bool, typer.Option("--health-only", help="Only health")] = False,
+    health_only: Annotated[
+        bool, typer.Option("--health-only", help="Only the health endpoints")
+    ] = False,
     repeat: Annotated[int, typer.Option(min=1, help="Run the checks N times (throughput)")] = 1,
 ) -> None:
     """Probe once and print one row (or JSON object) per endpoint attempt.
@@ -149,14 +192,15 @@ def check(
     Exit status: 0 when nothing failed, 1 when any endpoint failed, 2 on bad input.
     """
     from apiwatch.probe.client import create_session
-    from apiwatch.runtime import build_engine, redis_from_settings, run_checks
+    from apiwatch.runtime.health import run_checks
+    from apiwatch.runtime.wiring import build_engine, redis_from_settings
 
     if (provider is None) == (not all_providers):
         err.print("name one provider, or pass --all")
         raise typer.Exit(2)
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(level="WARNING", json=settings.log_json)
-    catalogue = _catalogue(settings)
+    catalogue = catalogue_or_exit(settings)
     if provider is not None:
         spec = catalogue.get(provider)
         if spec is None:
@@ -171,7 +215,9 @@ def check(
     async def go() -> tuple[list[ProbeResult], float, int]:
         # With REDIS_URL, this process shares the providers' budgets with every other one.
         redis_client = redis_from_settings(settings)
-        async with create_session(connection_limit=settings.probe_concurrency) as http:
+        async with create_session(
+            connection_limit=settings.probe_concurrency, ca_file=settings.tls_ca_file
+        ) as http:
             engine = build_engine(settings, catalogue, http, redis_client=redis_client)
             start = time.perf_counter()
             total = 0
@@ -187,7 +233,7 @@ def check(
                 await redis_client.aclose()
             return results, time.perf_counter() - start, total
 
-    results, elapsed, total = _run(go())
+    results, elapsed, total = run(go())
     if as_json:
         for r in results:
             sys.stdout.write(json.dumps(r.as_dict()) + "\n")
@@ -224,134 +270,73 @@ def simulate(
 @app.command()
 def demo(
     port: Annotated[int | None, typer.Option(help="apiwatch port (default 7860)")] = None,
-    sim_port: Annotated[int, typer.Option(help="Simulator port")] = 7861,
+    sim_port: Annotated[
+        int | None, typer.Option(help="Simulator port (default 7861, APIWATCH_SIM_PORT)")
+    ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between health checks")] = 5.0,
 ) -> None:
     """apiwatch against the built-in simulator, with faults injected on a timetable."""
-    from apiwatch.demo import run_demo
+    from apiwatch.demo import run_demo, set_demo_keys
 
-    for name in _demo_key_names():
-        os.environ.setdefault(name, f"demo-{name.lower().replace('_', '-')}-0000")
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    settings = _settings(
+    set_demo_keys()
+    settings = settings_or_exit(
         port=port,
-        upstream_override=sim_url,
+        sim_port=sim_port,
         health_interval_s=interval,
         database_url=os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///data/demo.db"),
         # The demo is for looking around: reads need no key (admin routes still do).
         public_read=True,
     )
+    settings = settings.model_copy(
+        update={"upstream_override": f"http://127.0.0.1:{settings.sim_port}"}
+    )
     configure_logging(level="WARNING", json=False)
+    preflight(
+        settings, ports={"APIWATCH_PORT": settings.port, "APIWATCH_SIM_PORT": settings.sim_port}
+    )
     says = Console(soft_wrap=True)
-    _run(run_demo(settings, sim_port=sim_port, say=says.print))
-
-
-def _demo_key_names() -> list[str]:
-    catalogue = load_catalogue()
-    return [name for spec in catalogue.providers.values() for name in spec.auth.keys]
-
-
-async def _with_access(settings: Settings, action: Any) -> Any:
-    from apiwatch.access import AccessControl
-    from apiwatch.inbound import MemoryKeyStore
-    from apiwatch.storage.db import create_engine, create_sessionmaker
-    from apiwatch.storage.migrate import upgrade
-
-    await upgrade(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        access = AccessControl(
-            sessions=create_sessionmaker(engine),
-            store=MemoryKeyStore(),
-            record=lambda row: None,  # nothing to record: no requests pass through here
-        )
-        return await action(access)
-    finally:
-        await engine.dispose()
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="Who or what uses the key")],
-    scope: Annotated[str, typer.Option(help="read or admin")] = "read",
-    minute: Annotated[int | None, typer.Option(min=1, help="Requests per minute")] = None,
-    hour: Annotated[int | None, typer.Option(min=1, help="Requests per hour")] = None,
-    day: Annotated[int | None, typer.Option(min=1, help="Requests per day")] = None,
-) -> None:
-    """Create a key and print it once (only its hash is stored)."""
-    if scope not in ("read", "admin"):
-        err.print(f"--scope must be read or admin, not {scope!r}")
-        raise typer.Exit(2)
-    settings = _settings()
-    configure_logging(level="WARNING", json=settings.log_json)
-
-    async def create(access: Any) -> tuple[dict[str, Any], str]:
-        return await access.create(
-            name=name, scope=scope, minute_limit=minute, hour_limit=hour, day_limit=day
-        )
-
-    row, key = _run(_with_access(settings, create))
-    err.print(f"created key {row['id']} ({scope}) for {name}; store it now, it is not shown again")
-    sys.stdout.write(key + "\n")
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List keys, masked, with scope, state and usage."""
-    settings = _settings()
-    configure_logging(level="WARNING", json=settings.log_json)
-
-    async def listing(access: Any) -> list[dict[str, Any]]:
-        return await access.list()
-
-    table = Table()
-    for column in ("id", "key", "name", "scope", "active", "usage", "last used"):
-        table.add_column(column)
-    for row in _run(_with_access(settings, listing)):
-        table.add_row(
-            str(row["id"]),
-            row["key"],
-            row["name"],
-            row["scope"],
-            "yes" if row["active"] else "no",
-            str(row["usage_count"]),
-            "" if row["last_used"] is None else row["last_used"].isoformat(timespec="seconds"),
-        )
-    out.print(table)
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Run the database migrations up to the newest (also done at every start)."""
-    from apiwatch.storage.migrate import upgrade_sync
-
-    settings = _settings()
-    upgrade_sync(settings.database_url)
-    err.print("database is at the newest migration")
+    run(run_demo(settings, sim_port=settings.sim_port, say=says.print))
 
 
 @app.command()
-def providers() -> None:
-    """List the catalogue: ids, categories, whether enabled and whether keys are set."""
-    settings = _settings()
-    catalogue = _catalogue(settings)
-    names = [name for spec in catalogue.providers.values() for name in spec.auth.keys]
-    present = settings.secrets(names)
-    table = Table()
-    for column in ("id", "name", "category", "enabled", "keys", "source"):
-        table.add_column(column)
-    for spec in catalogue.providers.values():
-        keys = sum(1 for name in spec.auth.keys if name in present)
-        need = "required" if spec.auth.required else "optional" if spec.auth.keys else "none"
-        table.add_row(
-            spec.id,
-            spec.name,
-            spec.category.value,
-            "yes" if spec.enabled else "no",
-            f"{keys}/{len(spec.auth.keys)} ({need})",
-            str(catalogue.sources[spec.id].name),
+def report(
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (UTC); default: last month")] = None,
+    out_file: Annotated[str, typer.Option("--out", help="Where to write the HTML")] = "report.html",
+) -> None:
+    """Write the monthly vendor report (scorecard, incidents) as one printable HTML file."""
+    from pathlib import Path
+
+    from apiwatch.api.vendor_report import report_from_database
+    from apiwatch.runtime.slo import month_span
+
+    try:
+        if month is not None:
+            month_span(month)
+    except ValueError as exc:
+        err.print(f"--month: {exc}")
+        raise typer.Exit(2) from exc
+    settings = settings_or_exit()
+    configure_logging(level="WARNING", json=settings.log_json)
+    catalogue = catalogue_or_exit(settings)
+    windows = _maintenance_windows(settings)
+    try:
+        page = run(
+            report_from_database(
+                settings.database_url,
+                catalogue,
+                month=month,
+                file_windows=windows,
+                poor_after=settings.slo_poor_after,
+                defaults=ResolvedObjective(
+                    target=settings.slo_target, window_days=settings.slo_window_days
+                ),
+            )
         )
-    out.print(table)
+    except ValueError as exc:
+        err.print(f"--month: {exc}")
+        raise typer.Exit(2) from exc
+    Path(out_file).write_text(page, encoding="utf-8")
+    err.print(f"wrote {out_file}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,51 +1,133 @@
 """`make demo`: apiwatch against the built-in simulator, with faults on a timetable.
 
 A newcomer sees providers move between online, degraded and offline within a minute, and
-reads on the terminal what was injected and what to expect.
+reads on the terminal what was injected, what to expect and by when. Every expectation is
+data (`Step.expect`), printed from that data and checked by a test that runs this
+timetable, so what the demo promises is what it does (at the default 5 s interval).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import uvicorn
 
 from apiwatch.api.app import create_app
+from apiwatch.api.server import server_options
+from apiwatch.catalogue.loader import load_catalogue
+from apiwatch.domain import Status
+from apiwatch.runtime.preflight import mask_url
 from apiwatch.settings import Settings
 from apiwatch.simulator import Scenario, Simulator
 
-# (seconds after start, provider, scenario, what to expect)
-TIMETABLE: list[tuple[float, str, Scenario | None, str]] = [
-    (20, "binance", Scenario("down", {"status": 503}), "degraded at once, offline after 3 checks"),
-    (20, "coingecko", Scenario("slow", {"ms": 2500}), "degraded: slow responses"),
-    (20, "etherscan", Scenario("rate_limited", {}), "degraded: HTTP 200 with a NOTOK body"),
-    (35, "cryptocompare", Scenario("garbage", {}), "invalid_payload, offline after 3 checks"),
-    (35, "tronscan", Scenario("reset", {}), "connection_error (retried), offline"),
-    (60, "binance", None, "recovers: online"),
-    (60, "coingecko", None, "recovers: online"),
-    (75, "etherscan", None, "recovers: online"),
-    (75, "cryptocompare", None, "recovers: online"),
-    (75, "tronscan", None, "recovers: online"),
+DEMO_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """At `at` seconds, `provider` gets `scenario` (None: healthy again); then each
+    (status, within) of `expect` holds within that many seconds, and with `book_check`
+    (check, within) GET /api/data/books lists that check failing for the provider within
+    that many seconds (a collection's verdict, not a status). `why` is for the reader."""
+
+    at: float
+    provider: str
+    scenario: Scenario | None
+    expect: tuple[tuple[Status, float], ...]
+    why: str
+    book_check: tuple[str, float] | None = None
+
+    def describe(self) -> str:
+        name = self.scenario.name if self.scenario else "healthy"
+        promises = [f"{status.value} within {within:g} s" for status, within in self.expect]
+        if self.book_check is not None:
+            check, within = self.book_check
+            promises.append(f"book check {check} failing within {within:g} s")
+        promises_text = ", then ".join(promises) or "no status change"
+        return (
+            f"t+{self.at:>3.0f}s  {self.provider:<14} → {name:<13} expect: {promises_text} "
+            f"({self.why})"
+        )
+
+
+_D, _O, _ON = Status.DEGRADED, Status.OFFLINE, Status.ONLINE
+# Timings at the 5 s interval: a check sees a fault within 5 s; offline takes 3 failed
+# checks; after 5 failed checks the circuit breaker opens and lets a trial request through
+# 30 s later; a recovered provider is online after 3 good checks; a rate-limited key rests
+# 60 s. Each bound adds a check or two of slack for the probe's own time.
+TIMETABLE: list[Step] = [
+    # Held longer than the 60 s market collection interval, so a collection sees it; what
+    # it promises is the collection's verdict, not a status (the health checks in between
+    # keep Bybit online). Its first collection comes within 5 s of the start, before or at
+    # the fault; the next, 60 s later, sees it: within 75 s leaves ten seconds of slack
+    # and ends before the fault does (85 s).
+    Step(
+        5,
+        "bybit",
+        Scenario("crossed_book"),
+        (),
+        "at its next collection: invalid_payload 'book_integrity: crossed', a "
+        "book_integrity alert, GET /api/data/books",
+        book_check=("crossed", 75),
+    ),
+    Step(20, "binance", Scenario("down", {"status": 503}), ((_D, 12), (_O, 25)), "HTTP 503"),
+    Step(20, "coingecko", Scenario("slow", {"ms": 2500}), ((_D, 15),), "slow responses"),
+    Step(20, "etherscan", Scenario("rate_limited", {}), ((_D, 12),), "HTTP 200 with a NOTOK body"),
+    Step(35, "cryptocompare", Scenario("garbage", {}), ((_D, 12), (_O, 25)), "invalid_payload"),
+    Step(35, "tronscan", Scenario("reset", {}), ((_D, 12), (_O, 25)), "connection_error"),
+    Step(60, "binance", None, ((_ON, 45),), "after the circuit breaker's trial"),
+    Step(60, "coingecko", None, ((_ON, 20),), "3 good checks"),
+    Step(60, "etherscan", None, ((_ON, 50),), "once its keys have rested 60 s"),
+    Step(75, "cryptocompare", None, ((_ON, 45),), "after the circuit breaker's trial"),
+    Step(75, "tronscan", None, ((_ON, 45),), "after the circuit breaker's trial"),
+    Step(85, "bybit", None, (), "its book passes every check again"),
 ]
-CYCLE_S = 95.0
+# Long enough for every promise above before the next cycle's first fault.
+CYCLE_S = 125.0
 
 
-async def _timetable(sim: Simulator, say: Callable[[str], None]) -> None:
+def demo_keys() -> dict[str, str]:
+    """A made-up value for every provider key variable, so every provider is probed."""
+    return {
+        name: f"demo-{name.lower().replace('_', '-')}-0000"
+        for spec in load_catalogue().providers.values()
+        for name in spec.auth.keys
+    }
+
+
+def set_demo_keys() -> None:
+    for name, value in demo_keys().items():
+        os.environ.setdefault(name, value)
+
+
+async def run_timetable(
+    sim: Simulator, say: Callable[[str], None], *, cycles: int | None = None
+) -> None:
     healthy = Scenario("healthy", {})
-    while True:
+    done = 0
+    while cycles is None or done < cycles:
         elapsed = 0.0
-        for at, provider, scenario, expect in TIMETABLE:
-            await asyncio.sleep(at - elapsed)
-            elapsed = at
-            sim.set_scenario(provider, scenario or healthy)
-            name = scenario.name if scenario else "healthy"
-            say(f"[bold]demo[/bold] t+{at:>3.0f}s  {provider:<14} → {name:<13} expect: {expect}")
+        for step in TIMETABLE:
+            await asyncio.sleep(step.at - elapsed)
+            elapsed = step.at
+            sim.set_scenario(step.provider, step.scenario or healthy)
+            say(f"[bold]demo[/bold] {step.describe()}")
         await asyncio.sleep(CYCLE_S - elapsed)
-        say("[bold]demo[/bold] cycle over; all providers healthy again, starting over")
+        done += 1
+        say("[bold]demo[/bold] cycle over; starting over")
 
 
-async def run_demo(settings: Settings, *, sim_port: int, say: Callable[[str], None]) -> None:
+async def run_demo(
+    settings: Settings,
+    *,
+    sim_port: int,
+    say: Callable[[str], None],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Simulator, apiwatch and the timetable, until Ctrl-C (or until `stop` is set)."""
     async with Simulator(host="127.0.0.1", port=sim_port) as sim:
         say(f"[bold]demo[/bold] simulator on {sim.url} (all providers, demo keys)")
         say(
@@ -53,26 +135,41 @@ async def run_demo(settings: Settings, *, sim_port: int, say: Callable[[str], No
             f"· health checks every {settings.health_interval_s:g}s"
         )
         say(
+            f"[bold]demo[/bold] dashboard: http://localhost:{settings.port}/ (status page: /status)"
+        )
+        say(
             f"[bold]demo[/bold] watch: curl -s localhost:{settings.port}/api/providers"
             " | jq '.[]|{id,status,reason}'"
         )
         say(
             "[bold]demo[/bold] read routes are public in the demo (APIWATCH_PUBLIC_READ=true); "
-            "admin routes need the admin key printed below on a first start"
+            "admin routes need the admin key printed below on a first start; later, make one "
+            f"with: DATABASE_URL='{mask_url(settings.database_url)}' apiwatch keys create "
+            "--name me --scope admin"
         )
+        if settings.health_interval_s != DEMO_INTERVAL_S:
+            say(
+                f"[bold]demo[/bold] the times below hold at a {DEMO_INTERVAL_S:g} s interval; "
+                "yours differs, so they will be off"
+            )
 
         def first_key(key: str) -> None:
             say(f"[bold]demo[/bold] admin key (shown once): X-API-Key: {key}")
 
         config = uvicorn.Config(
-            create_app(settings, on_first_key=first_key),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
+            create_app(settings, on_first_key=first_key), **server_options(settings)
         )
         server = uvicorn.Server(config)
-        table = asyncio.create_task(_timetable(sim, say))
+        table = asyncio.create_task(run_timetable(sim, say))
+
+        async def stop_when_asked() -> None:
+            if stop is not None:
+                await stop.wait()
+                server.should_exit = True
+
+        stopper = asyncio.create_task(stop_when_asked())
         try:
             await server.serve()
         finally:
             table.cancel()
+            stopper.cancel()

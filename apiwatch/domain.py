@@ -12,7 +12,7 @@ from typing import Any
 
 
 class Outcome(StrEnum):
-    """What one probe of one endpoint came to (DESIGN.md §3)."""
+    """What one probe of one endpoint came to (docs/concepts.md)."""
 
     OK = "ok"
     SLOW = "slow"
@@ -99,10 +99,15 @@ class ProbeResult:
     key_label: str | None = None  # masked, never the key itself
     retry_after_s: float | None = None
     response_bytes: int | None = None
+    # Where it was probed from (the worker's APIWATCH_LOCATION); "" when locations are unused.
+    location: str = ""
     # The parsed body, for collectors; never stored by the recorder.
     payload: Any = field(default=None, repr=False, compare=False)
     # Response headers a budget may read (rate-limit headers, Retry-After).
     headers: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The TLS certificate this attempt's connection presented, when it was due to be read
+    # (at most once per refresh interval per host); the runtime stores and announces it.
+    certificate: CertificateSeen | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +179,20 @@ class DataDivergent:
 
 
 @dataclass(frozen=True, slots=True)
+class BookIntegrity:
+    """An exchange's order book or ticker failed an integrity check (a crossed book, a
+    frozen update id, a mid away from the other venues): `check` names it, `reason` says
+    what was seen. Announced once per episode of one check; `cleared` when it passes again."""
+
+    provider: str
+    item: str
+    check: str
+    reason: str
+    at: datetime
+    cleared: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class IntervalChanged:
     """Adaptive polling (or a user) changed how often a schedule runs."""
 
@@ -183,3 +202,71 @@ class IntervalChanged:
     new_interval_s: float
     reason: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetBurn:
+    """How fast a provider burns its error budget, over several windows ending `at`.
+
+    Published by the runtime's SLO job; the burn-rate alert rule judges it. A burn rate of 1
+    spends the budget exactly over the objective's window; None means no events.
+    """
+
+    provider: str
+    target: float  # the availability objective, a fraction (0.995)
+    burn_rates: dict[float, float | None]  # window length in seconds -> burn rate
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSeen:
+    """The TLS certificate a provider's host presented to a probe, as read at `at`.
+
+    `not_after` and the names are the leaf's; `chain_not_after` is the earliest expiry in
+    the chain (`chain_source` says which chain: "verified", "presented" or just the "leaf").
+    `verified` is whether the probe's TLS verification passed (chain and host name);
+    `host_matches` is False when the certificate does not cover the host name, None when
+    that is unknown. `error` is the verification failure's reason.
+    """
+
+    provider: str
+    host: str
+    port: int
+    at: datetime
+    verified: bool
+    not_after: datetime | None = None
+    not_before: datetime | None = None
+    chain_not_after: datetime | None = None
+    subject: str = ""
+    issuer: str = ""
+    names: tuple[str, ...] = ()
+    chain_source: str = "leaf"
+    host_matches: bool | None = None
+    error: str = ""
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """The first moment some certificate of the chain stops being valid."""
+        return self.chain_not_after or self.not_after
+
+    def days_left(self, now: datetime) -> float | None:
+        expires = self.expires_at
+        return None if expires is None else (expires - now).total_seconds() / 86400
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "host": self.host,
+            "port": self.port,
+            "at": self.at,
+            "verified": self.verified,
+            "not_after": self.not_after,
+            "not_before": self.not_before,
+            "chain_not_after": self.chain_not_after,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "names": list(self.names),
+            "chain_source": self.chain_source,
+            "host_matches": self.host_matches,
+            "error": self.error,
+        }

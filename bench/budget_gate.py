@@ -4,11 +4,12 @@ Run: .venv/bin/python bench/budget_gate.py [--calls 20000] [--redis-calls 2000] 
 
 Every call is allowed (limits far above the calls made), which is the path every probe
 takes. The provider has three windows (second, minute, day), like Etherscan's catalogue
-entry. Redis is measured one call at a time (the latency a single probe pays) and with 50
-in flight (the throughput a busy engine gets), beside a bare PING for reference. Rounds
-are interleaved; medians are shown. Redis is the server at APIWATCH_BENCH_REDIS_URL
-(default redis://127.0.0.1:6379/0); its rows are left out, with the reason, when it is
-unreachable.
+entry; the tiered rows add an endpoint tier with a 2 s window, as OKX's endpoints have, so
+one acquire checks and counts both tiers. Redis is measured one call at a time (the
+latency a single probe pays) and with 50 in flight (the throughput a busy engine gets),
+beside a bare PING for reference. Rounds are interleaved; medians are shown. Redis is the
+server at APIWATCH_BENCH_REDIS_URL (default redis://127.0.0.1:6379/0); its rows are left
+out, with the reason, when it is unreachable.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from apiwatch.budget.stores import MemoryBudgetStore, RedisBudgetStore
 
 REDIS_URL = os.environ.get("APIWATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 LIMITS = {"etherscan": {"second": 10**9, "minute": 10**9, "day": 10**9}}
+ENDPOINT_LIMITS = {"etherscan": {"gas_oracle": {"2s": 10**9}}}
 
 
-async def sequential(gate: BudgetGate, calls: int) -> float:
+async def sequential(gate: BudgetGate, calls: int, endpoint: str | None = None) -> float:
     """Seconds per call, one call at a time."""
     start = time.perf_counter()
     for _ in range(calls):
-        decision = await gate.acquire("etherscan")
+        decision = await gate.acquire("etherscan", endpoint=endpoint)
         assert decision.allowed
     return (time.perf_counter() - start) / calls
 
@@ -63,6 +65,8 @@ async def main(args: argparse.Namespace) -> None:
     cases: dict[str, Callable[[], Awaitable[float]]] = {}
     memory_gate = BudgetGate(LIMITS, MemoryBudgetStore())
     cases["memory, sequential"] = lambda: sequential(memory_gate, args.calls)
+    tiered_gate = BudgetGate(LIMITS, MemoryBudgetStore(), endpoint_limits=ENDPOINT_LIMITS)
+    cases["memory, two tiers"] = lambda: sequential(tiered_gate, args.calls, "gas_oracle")
 
     client = None
     prefix = f"apiwatch:bench:budget:{uuid.uuid4().hex}:"
@@ -78,6 +82,10 @@ async def main(args: argparse.Namespace) -> None:
     if client is not None:
         redis_gate = BudgetGate(LIMITS, RedisBudgetStore(client, prefix=prefix))
         cases["redis, sequential"] = lambda: sequential(redis_gate, args.redis_calls)
+        redis_tiered = BudgetGate(
+            LIMITS, RedisBudgetStore(client, prefix=prefix), endpoint_limits=ENDPOINT_LIMITS
+        )
+        cases["redis, two tiers"] = lambda: sequential(redis_tiered, args.redis_calls, "gas_oracle")
         cases["redis, 50 in flight"] = lambda: concurrent(redis_gate, args.redis_calls)
         cases["redis PING (reference)"] = lambda: pings(client, args.redis_calls)
 

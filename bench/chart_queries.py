@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -27,7 +28,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ OUTCOMES = [
     ("connection_error", None, 3),
     ("skipped", None, 5),
 ]
-# (category, interval minutes, providers): the default schedules (DESIGN.md §3).
+# (category, interval minutes, providers): the default schedules (docs/concepts.md).
 SCHEDULES = [("market_data", 1, 4), ("blockchain_explorers", 5, 3), ("news", 10, 2)]
 SCHEDULES += [("sentiment", 15, 1)]
 COLUMNS = (
@@ -261,22 +262,36 @@ async def measure(url: str, repeat: int, now: datetime) -> list[tuple[str, float
                 ("HTTP health-history 30d/1d", "health-history", {"range": "30d", "bucket": "1d"}),
                 ("HTTP compliance 24h/hour", "compliance", {"range": "24h", "bucket": "hour"}),
                 ("HTTP compliance 30d/day", "compliance", {"range": "30d", "bucket": "day"}),
+                # What the dashboard's pages call.
+                ("HTTP dashboard overview", "/api/overview", {}),
+                ("HTTP provider daily 90d", "/api/providers/binance/daily", {"days": "90"}),
+                ("HTTP provider outcomes 30d", "/api/providers/binance/outcomes", {"range": "30d"}),
             ]:
 
                 async def get(path: str = path, params: dict = params) -> Any:
-                    response = await client.get(f"/api/charts/{path}", params=params)
+                    url = path if path.startswith("/") else f"/api/charts/{path}"
+                    response = await client.get(url, params=params)
                     assert response.status_code == 200, response.text
                     return response
 
                 results.append((name, *await timed(repeat, get)))
+
+        from apiwatch.api.public import status_page_data
+
+        async def status_page() -> Any:  # uncached: what each 10 s of /status.json costs
+            return await status_page_data(app.state.runtime)
+
+        results.append(("status page data (uncached)", *await timed(repeat, status_page)))
     return results
 
 
-async def run_one(db: str, n: int, repeat: int) -> None:
-    end = utcnow()
+@contextlib.asynccontextmanager
+async def scratch_database(db: str, n: int, end: datetime) -> AsyncIterator[tuple[str, int]]:
+    """A fresh, migrated database (a SQLite file in /tmp, or `PG_DATABASE`) filled with `n`
+    attempts ending at `end`: (its URL, compliance rows); removed afterwards."""
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if db == "sqlite":
-        tmp = tempfile.TemporaryDirectory(prefix="bench_charts_", dir="/tmp")
+        tmp = tempfile.TemporaryDirectory(prefix="bench_", dir="/tmp")
         path = Path(tmp.name) / "bench.db"
         url = f"sqlite+aiosqlite:///{path}"
     else:
@@ -285,11 +300,33 @@ async def run_one(db: str, n: int, repeat: int) -> None:
         url = make_url(PG_URL).set(database=PG_DATABASE).render_as_string(hide_password=False)
     try:
         await upgrade(url)
-        started = time.perf_counter()
         if db == "sqlite":
             planned = await asyncio.to_thread(fill_sqlite, path, n, end)
         else:
             planned = await fill_postgres(url, n, end)
+        yield url, planned
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+        else:
+            await pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+
+
+def bench_arguments(description: str, repeat: int) -> argparse.Namespace:
+    """--rows, --db and --repeat, as every database benchmark takes them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument(
+        "--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
+    )
+    parser.add_argument("--repeat", type=int, default=repeat)
+    return parser.parse_args()
+
+
+async def run_one(db: str, n: int, repeat: int) -> None:
+    end = utcnow()
+    started = time.perf_counter()
+    async with scratch_database(db, n, end) as (url, planned):
         fill_s = time.perf_counter() - started
         print(f"{db} {n:,} attempts (+{planned:,} compliance rows): filled in {fill_s:.1f} s")
 
@@ -309,7 +346,8 @@ async def run_one(db: str, n: int, repeat: int) -> None:
             await engine.dispose()
         print(f"  roll-up of {DAYS} days: {rollup_s:.1f} s ({written:,} hourly rows)")
         print(f"  roll_up_recent (2 hours): {recent_ms:.0f} ms")
-        if db == "sqlite":
+        if url.startswith("sqlite"):
+            path = Path(make_url(url).database or "")
             print(f"  database file: {path.stat().st_size / 1e6:,.0f} MB")
 
         results = await measure(url, repeat, end)
@@ -317,21 +355,10 @@ async def run_one(db: str, n: int, repeat: int) -> None:
         print("  |---|---|---|")
         for name, p50, p95 in results:
             print(f"  | {name} | {p50:.1f} | {p95:.1f} |")
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-        else:
-            await pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument(
-        "--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
-    )
-    parser.add_argument("--repeat", type=int, default=30)
-    args = parser.parse_args()
+    args = bench_arguments(__doc__.splitlines()[0], repeat=30)
     for n in args.rows:
         for db in args.db:
             await run_one(db, n, args.repeat)

@@ -2,15 +2,20 @@
 bare and behind each protection layer, measured with wrk in one interleaved run.
 
 Run: .venv/bin/python bench/inbound_overhead.py [--rounds 3] [--duration 10] [--warmup 3]
-     [--connections 32] [--variants bare,instrumentator,slowapi,apiwatch-memory,apiwatch-redis]
+     [--connections 32] [--base DIR]
+     [--variants bare,instrumentator,slowapi,apiwatch-middleware,apiwatch-memory,apiwatch-redis]
 
 Variants (servers in bench/inbound_apps.py, one uvicorn process each, uvloop + httptools,
 access log off):
   bare             FastAPI, one route (/api/items/{item_id})
   instrumentator   + prometheus-fastapi-instrumentator
-  slowapi          + slowapi with a limit never reached (decorator form)
-  apiwatch-memory  + apiwatch.inbound: key check, three windows in memory (`limits`), usage
-                   records queued to apiwatch's batched Recorder writing api_usage to SQLite
+  slowapi          + slowapi (decorator form) counting per API key in three windows
+                   (minute, hour, day) that are never reached, its rate-limit headers on
+  apiwatch-middleware
+                   + apiwatch.inbound alone: key check, three windows in memory, nine
+                   rate-limit headers, each usage record handed to a callable that drops it
+  apiwatch-memory  the whole apiwatch path: the same, with the usage records queued to
+                   apiwatch's batched Recorder writing api_usage to SQLite
   apiwatch-redis   the same with the windows in Redis (APIWATCH_BENCH_REDIS_URL, default
                    redis://127.0.0.1:6379/0; left out, with the reason, when unreachable)
 
@@ -22,9 +27,10 @@ the server process's CPU time per request (all its threads, from /proc; for Redi
 also the Redis server's, from INFO cpu): on a machine shared with other work, req/s moves
 with the neighbours' load, CPU per request much less.
 
-Diagnostic variants, not run by default: apiwatch-memory-norecord and
-apiwatch-redis-norecord (the middleware alone, its usage records discarded), to separate
-the middleware's cost from the recorder's.
+Diagnostic variants, not run by default: apiwatch-redis-norecord (the middleware alone with
+the windows in Redis, its usage records discarded) and nine-headers (a pass-through
+middleware adding nine constant headers: what sending the nine rate-limit headers through
+uvicorn costs any layer, the floor under apiwatch-middleware).
 
 A run with any non-2xx response or socket error fails the benchmark: it would not be
 measuring the allowed path. For the apiwatch variants the rows the recorder wrote are
@@ -53,8 +59,15 @@ from local_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-VARIANTS = ("bare", "instrumentator", "slowapi", "apiwatch-memory", "apiwatch-redis")
-DIAGNOSTIC = ("apiwatch-memory-norecord", "apiwatch-redis-norecord")
+VARIANTS = (
+    "bare",
+    "instrumentator",
+    "slowapi",
+    "apiwatch-middleware",
+    "apiwatch-memory",
+    "apiwatch-redis",
+)
+DIAGNOSTIC = ("apiwatch-redis-norecord", "nine-headers")
 REDIS_URL = os.environ.get("APIWATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 KEY = "aw_bench-" + uuid.uuid4().hex
 PATH = "/api/items/42"
@@ -78,16 +91,25 @@ def redis_reachable() -> str | None:
 
 
 class Server:
-    def __init__(self, variant: str, db: Path, prefix: str, cpu: int | None) -> None:
+    def __init__(
+        self, variant: str, db: Path, prefix: str, cpu: int | None, base: Path | None = None
+    ) -> None:
         self.port = free_port()
+        name, _, tag = variant.partition("@")
         env = {
             **os.environ,
-            "INBOUND_BENCH_VARIANT": variant,
+            "INBOUND_BENCH_VARIANT": name,
             "INBOUND_BENCH_KEY": KEY,
             "INBOUND_BENCH_DB": str(db),
             "INBOUND_BENCH_REDIS": REDIS_URL,
             "INBOUND_BENCH_PREFIX": prefix,
         }
+        cwd = ROOT
+        if tag == "base" and base is not None:
+            # The same app module, with `apiwatch` imported from the other source tree (run
+            # from there: `python -m` puts the working directory first on the path).
+            env["PYTHONPATH"] = str(base)
+            cwd = base
         command = [
             PYTHON,
             "-m",
@@ -111,7 +133,7 @@ class Server:
         ]
         self.process = subprocess.Popen(
             pinned(cpu, command),
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -153,6 +175,10 @@ def wrk(url: str, *, seconds: int, connections: int, cpu: int | None) -> tuple[f
             "-t1",
             f"-c{connections}",
             f"-d{seconds}s",
+            # wrk's default 2 s counts a reply as a socket error; on a machine shared with
+            # other work a stalled server process is not a failed request.
+            "--timeout",
+            "10s",
             "-H",
             f"X-API-Key: {KEY}",
             url,
@@ -202,6 +228,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    parser.add_argument(
+        "--base",
+        help="another source tree (e.g. an export of the main branch): each apiwatch variant "
+        "also runs, as <variant>@base, with apiwatch imported from there, in the same rounds",
+    )
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
@@ -210,7 +241,12 @@ def main() -> None:
             "`brew install wrk` (macOS), then run this again."
         )
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = set(variants) - set(VARIANTS) - set(DIAGNOSTIC)
+    base = Path(args.base).resolve() if args.base else None
+    if base is not None:
+        if not (base / "apiwatch" / "__init__.py").is_file():
+            raise SystemExit(f"--base {base}: no apiwatch package there")
+        variants += [f"{v}@base" for v in variants if v.startswith("apiwatch")]
+    unknown = {v for v in variants if not v.endswith("@base")} - set(VARIANTS) - set(DIAGNOSTIC)
     if unknown or "bare" not in variants:
         raise SystemExit(f"variants must include bare and be among {VARIANTS}")
     redis_variants = [v for v in variants if "redis" in v]
@@ -239,7 +275,7 @@ def main() -> None:
             shift = round_number % len(variants)
             for variant in variants[shift:] + variants[:shift]:
                 db = workdir / f"{variant}.db"
-                server = Server(variant, db, prefix, server_cpu)
+                server = Server(variant, db, prefix, server_cpu, base)
                 try:
                     wrk(server.url, seconds=args.warmup, connections=args.connections, cpu=wrk_cpu)
                     cpu_before, redis_before = process_cpu_s(server.process.pid), redis_cpu_s()
@@ -265,7 +301,7 @@ def main() -> None:
         rows = {
             v: count_rows(workdir / f"{v}.db")
             for v in variants
-            if v.startswith("apiwatch") and not v.endswith("norecord")
+            if v.partition("@")[0] in ("apiwatch-memory", "apiwatch-redis")
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

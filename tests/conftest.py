@@ -10,6 +10,12 @@ Redis is the server at APIWATCH_TEST_REDIS_URL (default redis://127.0.0.1:6379/0
 when unreachable, a failure under CI=true; `redis_client` and `redis_prefix` (keys deleted
 after the test).
 
+Every test also runs with its own Redis key prefix, live-feed channel and recorder spill
+directory (`_own_redis_names_and_spill_dir`, autouse, through the APIWATCH_* variables, so
+the processes a test starts inherit them): the suite runs in two processes at once
+(pytest-xdist), and a name shared between two tests would let one see the other's keys,
+feed messages or spilled rows.
+
 Fixtures:
 - `postgres_server_url` (session): URL of the admin database; skips/fails if unreachable.
 - `db_url` (module, parametrized sqlite/postgres): an empty database of its own.
@@ -33,8 +39,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apiwatch.storage.db import create_engine, create_sessionmaker
-from apiwatch.storage.migrate import upgrade_sync
+from apiwatch.storage.migrate import upgrade, upgrade_sync
 from apiwatch.storage.models import Base
+from tests.faults.servers import CuttableProxy
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -72,6 +79,28 @@ def postgres_server_url() -> str:
             pytest.fail(f"{message} (CI=true: PostgreSQL tests must run)")
         pytest.skip(message)
     return url
+
+
+@pytest.fixture
+async def postgres_behind_proxy(
+    postgres_server_url: str,
+) -> AsyncIterator[tuple[str, str, CuttableProxy]]:
+    """(URL through a proxy the test can cut or pause, direct URL, the proxy) of a migrated
+    PostgreSQL database of the test's own, dropped afterwards."""
+    name = f"apiwatch_faults_{uuid.uuid4().hex[:10]}"
+    await _execute_autocommit(postgres_server_url, f'CREATE DATABASE "{name}"')
+    direct = make_url(postgres_server_url).set(database=name)
+    await upgrade(direct.render_as_string(hide_password=False))
+    proxy = CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432))
+    await proxy.start()
+    via = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    try:
+        yield via, direct.render_as_string(hide_password=False), proxy
+    finally:
+        await proxy.stop()
+        await _execute_autocommit(
+            postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        )
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +197,39 @@ async def delete_prefix(client: Any, prefix: str) -> None:
     keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
     if keys:
         await client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _own_redis_names_and_spill_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Settings built in the test, and the processes it starts with this environment, use
+    names of this test alone; a test that sets its own still wins. The keys left under the
+    prefix are deleted afterwards (where Redis answers: most tests never touch it)."""
+    prefix = new_prefix()
+    monkeypatch.setenv("APIWATCH_REDIS_PREFIX", prefix)
+    monkeypatch.setenv("APIWATCH_LIVE_REDIS_CHANNEL", f"{prefix}live")
+    # Not created here: the recorder creates it on the first spilled row.
+    spill = tmp_path_factory.getbasetemp() / f"spill-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("APIWATCH_SPILL_DIR", str(spill))
+    yield
+    _delete_prefix_sync(prefix)
+
+
+def _delete_prefix_sync(prefix: str) -> None:
+    try:
+        from redis import Redis
+    except ImportError:
+        return
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=0.5, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except Exception:  # an unreachable Redis held nothing of this test
+        return
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -76,6 +76,31 @@ async def test_check_one_provider_prints_a_table_and_skips_without_key() -> None
     assert "no_key" in out
 
 
+async def test_table_at_80_columns_shows_whole_outcome_names() -> None:
+    async with Simulator(port=0) as sim:
+        sim.set_scenario("tronscan", Scenario("reset", {}))
+        sim.set_scenario("cryptocompare", Scenario("garbage", {}))
+        sim.set_scenario("binance", Scenario("rate_limited", {}))
+        code, out, err = await apiwatch(
+            "check",
+            "--all",
+            "--health-only",
+            env={"APIWATCH_UPSTREAM_OVERRIDE": sim.url, "COLUMNS": "80", **keys()},
+        )
+    assert code == 1, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {}
+    for line in lines:
+        words = line.split()
+        if len(words) >= 3 and words[0] in load_catalogue().providers:
+            rows.setdefault(words[0], set()).add(words[2])
+    assert rows["tronscan"] == {"connection_error"}
+    assert rows["cryptocompare"] == {"invalid_payload"}
+    assert rows["binance"] == {"rate_limited"}
+    assert "…" not in out.split("reason")[0]  # headers whole too
+
+
 async def test_check_without_internet_is_connection_error_with_retries() -> None:
     code, out, _ = await apiwatch(
         "check",

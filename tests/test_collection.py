@@ -293,7 +293,7 @@ async def test_a_divergence_that_ends_raises_a_cleared_event(
 
 
 def test_a_very_long_news_url_is_stored_under_a_digest() -> None:
-    from apiwatch.collection import storage_item
+    from apiwatch.collection.model import storage_item
 
     long_item = "news:https://例.com/" + "文" * 990
     stored = storage_item(long_item)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 import structlog
@@ -30,3 +32,31 @@ def test_structlog_and_stdlib_lines_are_all_json(capsys: pytest.CaptureFixture[s
     finally:
         logging.getLogger().handlers[:] = []
         structlog.reset_defaults()
+
+
+SCRIPT = """
+import logging, structlog
+from apiwatch.logs import configure_logging
+configure_logging(level="DEBUG", json=True, libraries_level=LIBRARIES)
+structlog.get_logger("apiwatch.runtime").debug("ours_debug")
+logging.getLogger("aiosqlite").debug("driver_debug")
+logging.getLogger("aiosqlite").info("driver_info")
+logging.getLogger("asyncio").debug("asyncio_debug")
+"""
+
+
+@pytest.mark.parametrize("libraries", ["INFO", "DEBUG"])
+def test_debug_keeps_other_packages_at_info_unless_asked(libraries: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT.replace("LIBRARIES", repr(libraries))],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    events = [json.loads(line)["event"] for line in done.stderr.splitlines() if line.strip()]
+    assert "ours_debug" in events and "driver_info" in events
+    if libraries == "INFO":
+        assert "driver_debug" not in events and "asyncio_debug" not in events
+    else:
+        assert "driver_debug" in events and "asyncio_debug" in events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -63,7 +64,8 @@ async def test_scheduler_runs_health_checks_of_every_enabled_provider(tmp_path: 
             assert set(jobs) == (
                 {f"health:{pid}" for pid in enabled}
                 | {f"collect:{pid}" for pid in collecting}
-                | {"budget_snapshot", "rollups", "api_keys", "retention"}
+                | {"budget_snapshot", "rollups", "slo_burn", "api_keys", "retention"}
+                | {"provider_sync"}
             )
             await asyncio.sleep(1.0)
             runs = {name: job.runs for name, job in jobs.items() if name.startswith("health:")}
@@ -238,3 +240,40 @@ async def test_a_timed_out_check_logs_its_chain_from_the_first_attempt(tmp_path:
     # The chain starts at the check's first attempt, not at its last retry.
     assert logs[0]["first_at"] == results[0].started_at
     assert logs[0]["last_at"] == results[-1].started_at > results[0].started_at
+
+
+async def test_rows_spilled_at_a_locked_shutdown_are_written_before_statuses_are_restored(
+    tmp_path: Path,
+) -> None:
+    """The database locked through shutdown: the results go to the spill file, and the next
+    start writes them before it restores statuses, so the provider is offline again."""
+    path = tmp_path / "locked.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    spill = tmp_path / "spill"
+    async with Simulator(port=0) as sim:
+        sim.set_scenario("binance", Scenario("down", {"status": 503}))
+        settings = settings_for(url, sim, spill_dir=spill)
+        async with open_runtime(settings) as runtime:
+            for _ in range(3):
+                await runtime.check(provider_ids=["binance"])
+            assert runtime.tracker.state("binance").status is Status.OFFLINE
+            assert runtime.recorder.written == 0
+            # Another writer holds SQLite's write lock until the monitor has stopped. Taken
+            # in a thread: a transaction of the runtime's own may need the loop to commit.
+            holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
+        try:
+            assert runtime.recorder.written == 0
+            assert sorted(p.name for p in spill.glob("*.jsonl")) != []
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        async with open_runtime(settings) as runtime:
+            state = runtime.tracker.state("binance")
+            assert state.status is Status.OFFLINE
+            assert state.reason.startswith("restored: 3 consecutive failures")
+            assert runtime.recorder.spill is not None and runtime.recorder.spill.pending == 0
+            async with runtime.sessions() as session:
+                attempts = await session.scalar(select(func.count(ConnectionAttempt.id)))
+            assert attempts == 3
+        assert list(spill.glob("*.jsonl")) == []

@@ -10,6 +10,7 @@ they never echo a value that could be a secret.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,129 +20,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from apiwatch.alerting.channels import build_channel
+from apiwatch.alerting.rule_settings import RuleSettings, Strict
 from apiwatch.catalogue.loader import is_type_tag, node_line
 from apiwatch.domain import Severity
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 PATCH_SOURCE = "settings patch"
+CURRENT_SOURCE = "current settings"
 _SECRETISH = re.compile(r"(?i)pass|secret|token|key|url|webhook|auth|dsn")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ResponseTimeRule(_Strict):
-    enabled: bool = True
-    warning_s: float = Field(default=1.0, gt=0, le=3600)
-    critical_s: float = Field(default=2.0, gt=0, le=3600)
-    window_results: int = Field(default=5, ge=1)
-    window_s: float = Field(default=300.0, gt=0, le=30 * 86400)
-    min_samples: int = Field(default=3, ge=1)
-    clear_ratio: float = Field(default=0.9, gt=0, le=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ResponseTimeRule:
-        if self.critical_s < self.warning_s:
-            raise ValueError("critical_s must be at least warning_s")
-        return self
-
-
-class ErrorRateRule(_Strict):
-    enabled: bool = True
-    warning_pct: float = Field(default=5.0, ge=0, le=100)
-    critical_pct: float = Field(default=10.0, ge=0, le=100)
-    window_results: int = Field(default=20, ge=1)
-    min_samples: int = Field(default=10, ge=1)
-    max_age_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
-    clear_ratio: float = Field(default=0.9, gt=0, le=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ErrorRateRule:
-        if self.critical_pct < self.warning_pct:
-            raise ValueError("critical_pct must be at least warning_pct")
-        return self
-
-
-class AnomalyRule(_Strict):
-    enabled: bool = True
-    z_threshold: float = Field(default=2.5, gt=0)
-    critical_z: float | None = Field(default=None, gt=0)
-    window: int = Field(default=50, ge=2)
-    min_samples: int = Field(default=20, ge=2)
-    clear_after: int = Field(default=3, ge=1)
-    direction: Literal["both", "slower"] = "both"
-    min_stddev_ms: float = Field(default=1.0, ge=0)
-    min_stddev_ratio: float = Field(default=0.05, ge=0)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AnomalyRule:
-        if self.min_samples > self.window:
-            raise ValueError("min_samples cannot exceed window")
-        if self.critical_z is not None and self.critical_z < self.z_threshold:
-            raise ValueError("critical_z must be at least z_threshold")
-        return self
-
-
-class StatusRule(_Strict):
-    enabled: bool = True
-    degraded: Severity = Severity.WARNING
-    offline: Severity = Severity.CRITICAL
-
-
-class EventRule(_Strict):
-    enabled: bool = True
-    severity: Severity = Severity.WARNING
-    auto_resolve_s: float | None = Field(default=None, gt=0, le=30 * 86400)
-
-
-class UsageSpikeRule(_Strict):
-    enabled: bool = True
-    warning_ratio: float = Field(default=2.0, gt=1)
-    critical_ratio: float = Field(default=3.0, gt=1)
-    baseline_minutes: int = Field(default=60, ge=2)
-    min_history_minutes: int = Field(default=10, ge=1)
-    min_requests_per_minute: int = Field(default=10, ge=1)
-    min_normal_per_minute: float = Field(default=1.0, gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> UsageSpikeRule:
-        if self.critical_ratio < self.warning_ratio:
-            raise ValueError("critical_ratio must be at least warning_ratio")
-        if self.min_history_minutes > self.baseline_minutes:
-            raise ValueError("min_history_minutes cannot exceed baseline_minutes")
-        return self
-
-
-class UnauthorizedRule(_Strict):
-    enabled: bool = True
-    warning_per_hour: int = Field(default=5, ge=0)
-    critical_per_hour: int | None = Field(default=50, ge=0)
-    window_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> UnauthorizedRule:
-        if self.critical_per_hour is not None and self.critical_per_hour < self.warning_per_hour:
-            raise ValueError("critical_per_hour must be at least warning_per_hour")
-        return self
-
-
-class RuleSettings(_Strict):
-    response_time: ResponseTimeRule = ResponseTimeRule()
-    error_rate: ErrorRateRule = ErrorRateRule()
-    latency_anomaly: AnomalyRule = AnomalyRule()
-    provider_status: StatusRule = StatusRule()
-    rate_limit_warning: EventRule = EventRule(severity=Severity.WARNING)
-    rate_limit_blocked: EventRule = EventRule(severity=Severity.CRITICAL)
-    key_expired: EventRule = EventRule(severity=Severity.CRITICAL)
-    breaker_open: EventRule = EventRule(severity=Severity.CRITICAL)
-    data_stale: EventRule = EventRule(severity=Severity.WARNING, auto_resolve_s=3600)
-    data_divergent: EventRule = EventRule(severity=Severity.WARNING, auto_resolve_s=1800)
-    inbound_usage_spike: UsageSpikeRule = UsageSpikeRule()
-    inbound_unauthorized: UnauthorizedRule = UnauthorizedRule()
-
-
-class RouteMatch(_Strict):
+class RouteMatch(Strict):
     """Empty lists match anything; values within one list are alternatives."""
 
     severity: list[Severity] = Field(default_factory=list)
@@ -149,7 +39,7 @@ class RouteMatch(_Strict):
     provider: list[str] = Field(default_factory=list)
 
 
-class Route(_Strict):
+class Route(Strict):
     match: RouteMatch = RouteMatch()
     channels: list[str] = Field(min_length=1)
 
@@ -173,7 +63,7 @@ class ChannelSettings(BaseModel):
         return dict(self.model_extra or {})
 
 
-class LlmSettings(_Strict):
+class LlmSettings(Strict):
     url: str | None = None
     model: str | None = None
     timeout_s: float = Field(default=10.0, gt=0, le=120)
@@ -197,7 +87,7 @@ class LlmSettings(_Strict):
         return bool(self.url and self.model)
 
 
-class AlertSettings(_Strict):
+class AlertSettings(Strict):
     rules: RuleSettings = RuleSettings()
     # Bounded: a window of 1e308 s would overflow every datetime it is added to and stop
     # all notifications (a day for grouping and thirty for repeats are already extreme).
@@ -295,6 +185,7 @@ class _Layer:
     source: str
     data: dict[str, Any]
     node: yaml.Node | None = None
+    packaged: bool = False  # the defaults: their routes name channels a user may not define
 
 
 def load_alert_settings(
@@ -304,7 +195,7 @@ def load_alert_settings(
     defaults_path: Path = DEFAULTS_PATH,
 ) -> AlertSettings:
     """Defaults, then the user's file, then the patch; raises `AlertConfigError`."""
-    layers = [_read_yaml(defaults_path)]
+    layers = [_read_yaml(defaults_path, packaged=True)]
     if user_path is not None:
         layers.append(_read_yaml(user_path))
     if patch:
@@ -314,8 +205,8 @@ def load_alert_settings(
 
 def apply_patch(settings: AlertSettings, patch: Mapping[str, Any]) -> AlertSettings:
     """`settings` with `patch` merged over it (for `PUT /api/alerts/settings`)."""
-    base = _Layer("current settings", settings.model_dump(mode="json"))
-    return _validate([base, _Layer(PATCH_SOURCE, _as_mapping(patch, PATCH_SOURCE))])
+    base = _Layer(CURRENT_SOURCE, settings.model_dump(mode="json"))
+    return _validate([base, _Layer(PATCH_SOURCE, _as_mapping(patch, PATCH_SOURCE))], strict=True)
 
 
 def merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,41 +232,52 @@ def _as_mapping(data: Any, source: str) -> dict[str, Any]:
     return dict(data)
 
 
-def _read_yaml(path: Path) -> _Layer:
+def read_yaml_file(
+    path: Path, error: type[AlertConfigError] = AlertConfigError
+) -> tuple[yaml.Node | None, Any]:
+    """The composed node (for line numbers) and the data of a YAML settings file; an
+    unreadable file, bad UTF-8 or bad YAML raises `error` naming the file and line."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise AlertConfigError([ConfigProblem(source, None, "(file)", reason)]) from None
+        raise error([ConfigProblem(source, None, "(file)", reason)]) from None
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise AlertConfigError([ConfigProblem(source, line, "(file)", "not UTF-8 text")]) from None
+        raise error([ConfigProblem(source, line, "(file)", "not UTF-8 text")]) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or "cannot be parsed"
-        raise AlertConfigError(
-            [ConfigProblem(source, line, "(yaml)", f"not valid YAML: {problem}")]
-        ) from None
+        raise error([ConfigProblem(source, line, "(yaml)", f"not valid YAML: {problem}")]) from None
+
+
+def _read_yaml(path: Path, *, packaged: bool = False) -> _Layer:
+    source = str(path)
+    node, data = read_yaml_file(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise AlertConfigError(
             [ConfigProblem(source, 1, "(file)", "expected a mapping of alert settings at the top")]
         )
-    return _Layer(source, data, node)
+    return _Layer(source, data, node, packaged)
 
 
-def _validate(layers: Sequence[_Layer]) -> AlertSettings:
+def _validate(layers: Sequence[_Layer], *, strict: bool = False) -> AlertSettings:
+    """`strict`: a patch arrives as JSON and is read as JSON Schema reads it, so `0` is not
+    taken for false nor `"5"` for 5 (files keep YAML's looser reading)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = merge(merged, layer.data)
     try:
-        return AlertSettings.model_validate(merged)
+        if strict:
+            settings = AlertSettings.model_validate_json(json.dumps(merged), strict=True)
+        else:
+            settings = AlertSettings.model_validate(merged)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -385,6 +287,57 @@ def _validate(layers: Sequence[_Layer]) -> AlertSettings:
             problems.append(ConfigProblem(source, line, field, _describe(error, field)))
         # `from None`: pydantic's own message echoes input values, which may be secrets.
         raise AlertConfigError(problems) from None
+    problems = [*_undefined_route_channels(settings, layers), *_channel_problems(settings, layers)]
+    if problems:
+        raise AlertConfigError(problems)
+    return settings
+
+
+def _undefined_route_channels(
+    settings: AlertSettings, layers: Sequence[_Layer]
+) -> list[ConfigProblem]:
+    """Routes a user wrote that name a channel nobody defined: a typo would otherwise send
+    nothing, silently. The packaged routes (to `slack` and `pagerduty`) are placeholders
+    and only warned about at start-up."""
+    source = next((layer for layer in reversed(layers) if "routes" in layer.data), None)
+    if source is None or source.packaged or source.source == CURRENT_SOURCE:
+        return []
+    defined = ", ".join(sorted(settings.channels)) or "none"
+    return [
+        ConfigProblem(
+            source.source,
+            node_line(source.node, ["routes", i, "channels", j]),
+            f"routes.{i}.channels.{j}",
+            f"channel {name!r} is not defined under channels (defined: {defined})",
+        )
+        for i, route in enumerate(settings.routes)
+        for j, name in enumerate(route.channels)
+        if name not in settings.channels
+    ]
+
+
+def _channel_problems(settings: AlertSettings, layers: Sequence[_Layer]) -> list[ConfigProblem]:
+    """Each enabled channel built once, so a missing or malformed URL, key or password is
+    reported with the file and line of the channel, never with its value."""
+    problems = []
+    for name, config in settings.channel_configs().items():
+        try:
+            build_channel(config["kind"], name, config)
+        except ValueError as exc:
+            message = str(exc).split("): ", 1)[-1]
+            field = message.split(":", 1)[0].split(".", 1)[0]
+            layer = next(
+                (lay for lay in reversed(layers) if name in (lay.data.get("channels") or {})),
+                layers[-1],
+            )
+            options = (layer.data.get("channels") or {}).get(name) or {}
+            loc: list[str | int] = (
+                ["channels", name, field] if field in options else ["channels", name]
+            )
+            problems.append(
+                ConfigProblem(layer.source, node_line(layer.node, loc), f"channels.{name}", message)
+            )
+    return problems
 
 
 def _locate(layers: Sequence[_Layer], loc: Sequence[str | int]) -> tuple[str, int | None]:

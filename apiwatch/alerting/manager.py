@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, is_dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,25 +22,40 @@ import aiohttp
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from apiwatch.alerting.batches import Decision
 from apiwatch.alerting.channels import build_channel
 from apiwatch.alerting.channels.base import Channel
 from apiwatch.alerting.config import AlertSettings, load_alert_settings
 from apiwatch.alerting.delivery import Deliverer, DeliveryOutcome
-from apiwatch.alerting.llm import llm_report
-from apiwatch.alerting.model import AlertNotice, AlertState, DecisionReason, Notification
+from apiwatch.alerting.maintenance import MaintenanceSet, MaintenanceWindow, window_from_row
+from apiwatch.alerting.maintenance_queries import MaintenanceQueries
+from apiwatch.alerting.manager_queries import AlertQueries
+from apiwatch.alerting.model import (
+    AlertChanged,
+    AlertNotice,
+    AlertState,
+    DecisionReason,
+    Notification,
+)
+from apiwatch.alerting.pending_writes import PendingWrites
 from apiwatch.alerting.policy import AlertPolicy
+from apiwatch.alerting.rows import (
+    SETTINGS_NAME,
+    jsonable,
+    notice_from_row,
+    silence_from_row,
+    with_report,
+)
 from apiwatch.alerting.rules import RuleEngine
-from apiwatch.alerting.silences import Silence
-from apiwatch.alerting.triage import triage
-from apiwatch.domain import ProbeResult, Severity, StatusChange, utcnow
+from apiwatch.alerting.sending import compose_report, record_sent
+from apiwatch.domain import BudgetBurn, ProbeResult, StatusChange, utcnow
 from apiwatch.storage.repositories import alerts as alert_repo
+from apiwatch.storage.repositories import maintenance as maintenance_repo
 
 log = structlog.get_logger("apiwatch.alerting")
 
-SETTINGS_NAME = "alerts"
 
-
-class AlertManager:
+class AlertManager(AlertQueries, MaintenanceQueries):
     def __init__(
         self,
         *,
@@ -52,6 +67,7 @@ class AlertManager:
         http: aiohttp.ClientSession | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        maintenance: Sequence[MaintenanceWindow] = (),
     ) -> None:
         self._sessions = sessions
         self._categories = dict(categories)
@@ -66,16 +82,25 @@ class AlertManager:
         self._flusher: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._inbound: list[Any] = []
+        # Alert rows and delivery records that wait for the database (it may be away while
+        # its own alert is sent): written in order once it answers.
+        self.writes = PendingWrites()
         self.dropped = 0
         self.settings = self._defaults
         self.rules = RuleEngine(self.settings, categories=self._categories)
-        self.policy = AlertPolicy(self.settings, clock=self._clock)
+        # The maintenance file's windows, then the database's (reloaded on every change).
+        self.maintenance = MaintenanceSet(maintenance)
+        self.policy = AlertPolicy(self.settings, clock=self._clock, maintenance=self.maintenance)
         self.channels: dict[str, Channel] = {}
         self._apply(self.settings)
         # Firing alerts by fingerprint -> row id, so a resolve or repeat finds its row.
         self._open: dict[str, int] = {}
         # The tracker's statuses, for triage (an offline provider escalates to a page).
         self.statuses: Callable[[], Mapping[str, str]] = dict
+        # Told of every alert that fires, is acknowledged or resolves (the live feed), and
+        # of each notification's outcome on each channel, with its severity (the metrics).
+        self.on_change: Callable[[AlertChanged], None] = lambda change: None
+        self.on_delivery: Callable[[str, DeliveryOutcome], None] = lambda severity, outcome: None
 
     def _apply(self, settings: AlertSettings) -> None:
         """Take new settings without forgetting active alerts, timers or acknowledgements."""
@@ -106,18 +131,22 @@ class AlertManager:
             override = await alert_repo.load_override(session, name=SETTINGS_NAME)
             firing = await alert_repo.firing_alerts(session)
             silences = await alert_repo.list_silences(session)
+            windows = await maintenance_repo.list_windows(session)
+        self.maintenance.replace_stored(window_from_row(row) for row in windows)
         if override:
             try:
                 self._apply(self._defaults.merged(override))
             except ValueError as error:
                 log.error("alert_settings_override_invalid", error=str(error))
         for row in silences:
-            self.policy.silences.add(_silence(row))
+            self.policy.silences.add(silence_from_row(row))
         for row in firing:
             self._open[row["fingerprint"]] = row["id"]
-            self.rules.restore(_notice(row), now=self._clock())
+            self.rules.restore(notice_from_row(row), now=self._clock())
             self.policy.restore(
-                _notice(row), sent_at=row["sent_at"], acked=row["acknowledged_at"] is not None
+                notice_from_row(row),
+                sent_at=row["sent_at"],
+                acked=row["acknowledged_at"] is not None,
             )
         self._task = asyncio.create_task(self._consume(), name="alerting")
         self._flusher = asyncio.create_task(self._flush_loop(), name="alerting-flush")
@@ -142,6 +171,21 @@ class AlertManager:
                 task.cancel()
             if pending:
                 log.warning("alert_deliveries_cut_at_shutdown", pending=len(pending))
+                # Let the cancelled sends unwind (their sessions close) while the database
+                # engine still exists, not after it is disposed.
+                await asyncio.wait(pending, timeout=2.0)
+
+    async def abandon(self) -> None:
+        """Stop without sending anything more: the leader lease passed to another process,
+        which restores the firing alerts from the database and sends from now on."""
+        for task in (self._task, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._flusher = None
+        while not self._queue.empty():
+            self._queue.get_nowait()
 
     # -- input ------------------------------------------------------------------------------
 
@@ -165,7 +209,10 @@ class AlertManager:
             return self.rules.on_result(event, now=now)
         if isinstance(event, StatusChange):
             return self.rules.on_status_change(event)
-        kind = self._event_kinds.get(type(event).__name__)
+        if isinstance(event, BudgetBurn):
+            return self.rules.on_budget_burn(event)
+        # An event relayed from another process names its class (`type_name`).
+        kind = self._event_kinds.get(getattr(event, "type_name", None) or type(event).__name__)
         if kind is None:
             return []
         data = (
@@ -183,11 +230,21 @@ class AlertManager:
                 for notice in self.notices_for(event):
                     await self.submit(notice)
             except Exception:  # one bad event must not stop alerting
-                log.exception("alert_event_failed", event=type(event).__name__)
+                # Not `event=`: structlog takes the message by that name (a TypeError here
+                # killed the consumer, and its queue then kept every result it got).
+                log.exception("alert_event_failed", event_type=type(event).__name__)
 
-    async def submit(self, notice: AlertNotice) -> int | None:
-        """Store the alert (new, repeated or resolved) and record the policy's decision."""
+    async def submit(self, notice: AlertNotice) -> None:
+        """Decide on the alert (new, repeated or resolved) and store it with the decision;
+        while the database is away the row waits in `writes` (the notice is sent anyway)."""
         decision = self.policy.submit(notice)
+        await self.writes.run(
+            f"{notice.rule} {notice.state.value}",
+            lambda: self._store(notice, decision),
+            now=asyncio.get_running_loop().time(),
+        )
+
+    async def _store(self, notice: AlertNotice, decision: Decision) -> None:
         async with self._sessions() as session:
             alert_id = self._open.get(notice.fingerprint)
             if notice.state is AlertState.FIRING:
@@ -203,13 +260,14 @@ class AlertManager:
                             "state": "firing",
                             "fingerprint": notice.fingerprint,
                             "group_key": decision.group_key,
-                            "labels": _jsonable(notice.labels),
+                            "labels": jsonable(notice.labels),
                             "suggested_action": notice.suggested_action,
                             "fired_at": notice.fired_at,
                             "decision_reason": decision.reason.value,
                         },
                     )
                     self._open[notice.fingerprint] = alert_id
+                    self._changed(alert_id, notice, "firing", notice.fired_at)
                 else:
                     await alert_repo.update_alert(
                         session,
@@ -220,30 +278,56 @@ class AlertManager:
                         },
                     )
             elif alert_id is not None:
+                resolved_at = notice.resolved_at or self._clock()
                 await alert_repo.update_alert(
                     session,
                     alert_id=alert_id,
                     values={
                         "state": "resolved",
-                        "resolved_at": notice.resolved_at or self._clock(),
+                        "resolved_at": resolved_at,
                         "decision_reason": decision.reason.value,
                     },
                 )
                 # Forgotten only once the row says resolved: a failed update leaves it to retry.
                 self._open.pop(notice.fingerprint, None)
+                self._changed(alert_id, notice, "resolved", resolved_at)
         self.policy.bind(notice.fingerprint, alert_id)
-        return alert_id
+
+    def _changed(self, alert_id: int, notice: AlertNotice, state: str, at: datetime) -> None:
+        try:
+            self.on_change(
+                AlertChanged(
+                    id=alert_id,
+                    rule=notice.rule,
+                    severity=notice.severity.value,
+                    provider=notice.provider,
+                    state=state,
+                    message=notice.message,
+                    at=at,
+                )
+            )
+        except Exception:  # a listener's fault is not alerting's
+            log.exception("alert_change_listener_failed")
 
     # -- output -----------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
+        failures, logged_at = 0, float("-inf")
         while True:
             await asyncio.sleep(max(0.05, min(1.0, self.settings.group_window_s / 5)))
             try:
+                await self.writes.drain(now=asyncio.get_running_loop().time())
                 await self.tick()
                 await self.flush()
-            except Exception:
-                log.exception("alert_flush_failed")
+            except Exception as error:
+                # Once, then once a minute: a database outage fails every turn of this loop.
+                failures += 1
+                now = asyncio.get_running_loop().time()
+                if now - logged_at >= 60:
+                    logged_at = now
+                    log.error("alert_flush_failed", failures=failures, error=repr(error)[:300])
+            else:
+                failures = 0
 
     async def tick(self) -> None:
         """Time-driven rules: alerts that expire (a budget window reset), inbound windows."""
@@ -260,8 +344,15 @@ class AlertManager:
         for notification in notifications:
             task = asyncio.create_task(self._send(notification))
             self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            task.add_done_callback(self._sent)
         return notifications
+
+    def _sent(self, task: asyncio.Task[list[DeliveryOutcome]]) -> None:
+        """A send's end: its failure is logged here, never left to "exception never
+        retrieved" (the notification stays pending in the database for a retry)."""
+        self._pending.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("alert_send_failed", error=repr(error)[:300])
 
     def route(self, notification: Notification) -> list[Channel]:
         names = self.settings.route(
@@ -272,54 +363,26 @@ class AlertManager:
         return [self.channels[name] for name in names if name in self.channels]
 
     async def _send(self, notification: Notification) -> list[DeliveryOutcome]:
-        verdict = triage(notification.alerts, statuses=self.statuses())
-        report = verdict.report
-        llm = self.settings.llm
-        if llm.url and self._llm_key and self._http is not None:
-            # Never delays sending beyond its timeout; the rule-based report stands otherwise.
-            answer = await llm_report(
-                notification.alerts,
-                url=llm.url,
-                key=self._llm_key,
-                model=llm.model,
-                timeout_s=llm.timeout_s,
-                session=self._http,
-            )
-            if answer:
-                report = f"{answer}\n\n(rule-based triage) {verdict.report}"
-        notification = _with_report(notification, report)
+        report = await compose_report(
+            notification,
+            statuses=self.statuses(),
+            llm=self.settings.llm,
+            llm_key=self._llm_key,
+            http=self._http,
+        )
+        notification = with_report(notification, report)
         channels = self.route(notification)
         outcomes = await self.deliverer.deliver(notification, channels) if channels else []
+        for outcome in outcomes:
+            self.on_delivery(notification.severity.value, outcome)
         now = self._clock()
-        alert_ids = [a.alert_id for a in notification.alerts if a.alert_id is not None]
-        async with self._sessions() as session:
-            for alert_id in alert_ids:
-                row = await alert_repo.get_alert(session, alert_id=alert_id)
-                if row is None:
-                    continue
-                values: dict[str, Any] = {"report": report}
-                if notification.state is AlertState.FIRING:
-                    values["notifications"] = row["notifications"] + 1
-                    values["sent_at"] = row["sent_at"] or now
-                    values["decision_reason"] = notification.reason.value
-                await alert_repo.update_alert(session, alert_id=alert_id, values=values)
-            for outcome in outcomes:
-                await alert_repo.insert_delivery(
-                    session,
-                    row={
-                        "group_key": notification.group_key,
-                        "alert_ids": alert_ids,
-                        "channel": outcome.channel,
-                        "kind": outcome.kind,
-                        "state": notification.state.value,
-                        "reason": notification.reason.value,
-                        "delivered": outcome.delivered,
-                        "attempts": outcome.attempts,
-                        "error": outcome.error,
-                        "retryable": outcome.retryable,
-                        "at": outcome.at,
-                    },
-                )
+        await self.writes.run(
+            f"delivery {notification.group_key}",
+            lambda: record_sent(
+                self._sessions, notification, report, outcomes, now=now, stored_id=self._open.get
+            ),
+            now=asyncio.get_running_loop().time(),
+        )
         log.info(
             "notification",
             group=notification.group_key,
@@ -330,147 +393,6 @@ class AlertManager:
             delivered=sum(o.delivered for o in outcomes),
         )
         return outcomes
-
-    # -- the API's questions ----------------------------------------------------------------
-
-    async def list_alerts(self, **filters: Any) -> list[dict[str, Any]]:
-        async with self._sessions() as session:
-            return await alert_repo.list_alerts(session, **filters)
-
-    async def acknowledge(self, alert_id: int, *, by: str) -> dict[str, Any] | None:
-        now = self._clock()
-        async with self._sessions() as session:
-            row = await alert_repo.get_alert(session, alert_id=alert_id)
-            if row is None:
-                return None
-            await alert_repo.update_alert(
-                session,
-                alert_id=alert_id,
-                values={"acknowledged_at": now, "acknowledged_by": by},
-            )
-            self.policy.acknowledge(row["fingerprint"], by=by, now=now)
-            log.info("alert_acknowledged", alert_id=alert_id, by=by)
-            return await alert_repo.get_alert(session, alert_id=alert_id)
-
-    async def report(self, alert_id: int) -> dict[str, Any] | None:
-        async with self._sessions() as session:
-            row = await alert_repo.get_alert(session, alert_id=alert_id)
-            if row is None:
-                return None
-            group = (
-                await alert_repo.list_alerts(session, group_key=row["group_key"], limit=50)
-                if row["group_key"]
-                else [row]
-            )
-            deliveries = (
-                await alert_repo.list_deliveries(session, group_key=row["group_key"], limit=20)
-                if row["group_key"]
-                else []
-            )
-        verdict = triage([_notice(r) for r in group])
-        return {
-            "alert": row,
-            "group": [r["id"] for r in group],
-            "report": row["report"] or verdict.report,
-            "triage": {
-                "escalation": verdict.escalation,
-                "needs_human": verdict.needs_human,
-                "suggested_action": verdict.suggested_action,
-            },
-            "deliveries": deliveries,
-        }
-
-    def settings_view(self) -> dict[str, Any]:
-        return self.settings.public_view()
-
-    async def update_settings(self, patch: dict[str, Any]) -> dict[str, Any]:
-        """Validate the patch over the current settings, apply it and keep it."""
-        merged = self.settings.merged(patch)  # raises ValueError naming the field
-        async with self._sessions() as session:
-            stored = await alert_repo.load_override(session, name=SETTINGS_NAME) or {}
-            await alert_repo.save_override(
-                session, name=SETTINGS_NAME, value=_deep_merge(stored, patch)
-            )
-        self._apply(merged)
-        log.info("alert_settings_updated", fields=sorted(patch))
-        return self.settings_view()
-
-    async def create_silence(self, **row: Any) -> dict[str, Any]:
-        async with self._sessions() as session:
-            stored = await alert_repo.create_silence(session, row=row)
-        self.policy.silences.add(_silence(stored))
-        log.info("silence_created", silence_id=stored["id"], matchers=stored["matchers"])
-        return stored
-
-    async def list_silences(self) -> list[dict[str, Any]]:
-        now = self._clock()
-        async with self._sessions() as session:
-            rows = await alert_repo.list_silences(session)
-        for row in rows:
-            row["active"] = row["starts_at"] <= now < row["ends_at"]
-        return sorted(rows, key=lambda r: (not r["active"], -r["id"]))
-
-    async def delete_silence(self, silence_id: int) -> bool:
-        async with self._sessions() as session:
-            deleted = await alert_repo.delete_silence(session, silence_id=silence_id)
-        if deleted:
-            self.policy.silences.remove(silence_id)
-        return deleted
-
-
-def _silence(row: Mapping[str, Any]) -> Silence:
-    return Silence(
-        id=row["id"],
-        matchers=dict(row["matchers"]),
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        created_by=row["created_by"],
-        comment=row.get("comment", ""),
-    )
-
-
-def _notice(row: Mapping[str, Any]) -> AlertNotice:
-    return AlertNotice(
-        rule=row["rule"],
-        severity=Severity(row["severity"]),
-        state=AlertState(row["state"])
-        if row["state"] in ("firing", "resolved")
-        else AlertState.FIRING,
-        message=row["message"],
-        fired_at=row["fired_at"],
-        fingerprint=row["fingerprint"],
-        provider=row["provider"],
-        category=row["category"],
-        alert_id=row["id"],
-        resolved_at=row["resolved_at"],
-        suggested_action=row["suggested_action"],
-        labels=dict(row["labels"] or {}),
-    )
-
-
-def _with_report(notification: Notification, report: str) -> Notification:
-    return replace(notification, report=report)
-
-
-def _jsonable(labels: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: v.isoformat()
-        if isinstance(v, datetime)
-        else v
-        if isinstance(v, str | int | float | bool | type(None) | list | dict)
-        else str(v)
-        for k, v in labels.items()
-    }
-
-
-def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 __all__ = ["AlertManager", "DecisionReason"]

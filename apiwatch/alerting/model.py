@@ -2,7 +2,7 @@
 
 Rules produce `AlertNotice`s; the policy (dedup, grouping, silences, acknowledge) decides
 which reach a channel and batches them into `Notification`s; channels render and send a
-`Notification`. Every decision carries a named reason (DESIGN.md §10), listed in
+`Notification`. Every decision carries a named reason (docs/alerting.md), listed in
 `DecisionReason`, which is stored with the alert and shown to users.
 """
 
@@ -30,6 +30,7 @@ class DecisionReason(StrEnum):
     DUPLICATE_WITHIN_WINDOW = "duplicate_within_window"
     ACKNOWLEDGED = "acknowledged"
     SILENCED = "silenced"
+    MAINTENANCE = "maintenance"
     RESOLVED = "resolved"
 
 
@@ -50,6 +51,19 @@ class AlertNotice:
     resolved_at: datetime | None = None
     suggested_action: str | None = None
     labels: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChanged:
+    """An alert row fired, was acknowledged or resolved: what the live feed shows."""
+
+    id: int
+    rule: str
+    severity: str
+    provider: str | None
+    state: str  # "firing", "acknowledged" or "resolved"
+    message: str
+    at: datetime
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
 """Against storms: dedup, silences, acknowledge and grouping of alerts into notifications.
 
-Every submitted notice gets a `Decision` with a named reason (DESIGN.md §10):
+Every submitted notice gets a `Decision` with a named reason (docs/alerting.md):
 - a new alert is queued (`first_notification`, or `new_alerts_in_group` when its group was
-  notified less than `group_interval_s` ago), unless a silence mutes it (`silenced`);
+  notified less than `group_interval_s` ago), unless a silence mutes it (`silenced`) or a
+  maintenance window holds it (`maintenance`; a silence wins when both match);
 - the same alert again while active is held (`duplicate_within_window`) until the dedup
   window has passed since it was sent, then sent again (`repeat_interval_elapsed`), unless
   it was acknowledged (`acknowledged`); still-active alerts are also re-sent on their own
   every `repeat_interval_s`;
 - a resolve is sent (`resolved`) only for an alert that was sent; one resolved before it
-  went out (still batched, silenced) is dropped along with its firing notice.
+  went out (still batched, silenced, in maintenance) is dropped along with its firing notice;
+- an alert held by a silence or a maintenance window that still fires when it ends is
+  judged as new at the next flush, and sent as usual.
 
 Queued notices wait in batches per (provider, severity, state): `flush` releases a batch
 once it is `group_window_s` old or `max_batch` full, and a group notified less than
@@ -21,69 +24,21 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
+from apiwatch.alerting.batches import (
+    ActiveAlert,
+    Batch,
+    Decision,
+    PendingBatch,
+    batch_title,
+    group_key,
+)
 from apiwatch.alerting.config import AlertSettings
+from apiwatch.alerting.maintenance import MaintenanceSet
 from apiwatch.alerting.model import AlertNotice, AlertState, DecisionReason, Notification
 from apiwatch.alerting.silences import SilenceSet
-from apiwatch.domain import Severity
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    send: bool
-    reason: DecisionReason
-    group_key: str
-
-
-@dataclass
-class ActiveAlert:
-    """A firing alert as the policy tracks it."""
-
-    notice: AlertNotice
-    first_seen: datetime
-    reason: DecisionReason
-    sent_at: datetime | None = None  # last time it went out in a notification
-    notifications: int = 0
-    acknowledged_by: str | None = None
-    acknowledged_at: datetime | None = None
-    silenced_by: int | None = None
-    queued: bool = False
-
-    @property
-    def fingerprint(self) -> str:
-        return self.notice.fingerprint
-
-
-@dataclass(frozen=True, slots=True)
-class PendingBatch:
-    group_key: str
-    state: AlertState
-    severity: Severity
-    provider: str | None
-    size: int
-    opened_at: datetime
-    due_at: datetime
-
-
-@dataclass
-class _Batch:
-    group_key: str
-    state: AlertState
-    severity: Severity
-    provider: str | None
-    category: str | None
-    opened_at: datetime
-    reason: DecisionReason
-    alerts: dict[str, AlertNotice] = field(default_factory=dict)  # by fingerprint, in order
-    repeats: set[str] = field(default_factory=set)
-
-
-def group_key(notice: AlertNotice) -> str:
-    """Provider (or, for alerts without one, their category) and severity: the same for a
-    group's firing and resolved notifications, so a resolve closes what the firing opened."""
-    return f"{notice.provider or notice.category or 'apiwatch'}:{notice.severity.value}"
 
 
 class AlertPolicy:
@@ -93,14 +48,16 @@ class AlertPolicy:
         *,
         clock: Callable[[], datetime],
         silences: SilenceSet | None = None,
+        maintenance: MaintenanceSet | None = None,
     ) -> None:
         self.settings = settings
         self.silences = silences if silences is not None else SilenceSet()
+        self.maintenance = maintenance if maintenance is not None else MaintenanceSet()
         self._clock = clock
         self._active: dict[str, ActiveAlert] = {}
-        self._batches: dict[tuple[str, AlertState], _Batch] = {}
+        self._batches: dict[tuple[str, AlertState], Batch] = {}
         self._notified: dict[tuple[str, AlertState], datetime] = {}
-        self._held: set[str] = set()  # silenced, never sent: sent once the silence ends
+        self._held: set[str] = set()  # silenced or in maintenance, never sent: sent after
         self._repeats: list[tuple[datetime, str]] = []  # (due, fingerprint), a heap
         self._ids: dict[str, int] = {}
 
@@ -170,7 +127,7 @@ class AlertPolicy:
         if sent_at is not None:
             self._schedule_repeat(entry)
         elif not acked:
-            # Held back before the restart (a silence); re-judged at the next flush.
+            # Held back before the restart (a silence, maintenance); re-judged at next flush.
             self._held.add(notice.fingerprint)
 
     def submit(self, notice: AlertNotice) -> Decision:
@@ -192,8 +149,8 @@ class AlertPolicy:
             return self._hold(entry, DecisionReason.ACKNOWLEDGED, key)
         if entry.sent_at is None and not entry.queued:
             return self._judge_new(entry, key, now)
-        if self._silenced(entry, now):
-            return self._hold(entry, DecisionReason.SILENCED, key)
+        if (held := self._held_by(entry, now)) is not None:
+            return self._hold(entry, held, key)
         if entry.queued:
             batch = self._batches.get((key, AlertState.FIRING))
             if batch is not None and notice.fingerprint in batch.alerts:
@@ -208,18 +165,23 @@ class AlertPolicy:
         return Decision(True, entry.reason, key)
 
     def _judge_new(self, entry: ActiveAlert, key: str, now: datetime) -> Decision:
-        if self._silenced(entry, now):
+        if (held := self._held_by(entry, now)) is not None:
             self._held.add(entry.fingerprint)
-            return self._hold(entry, DecisionReason.SILENCED, key)
+            return self._hold(entry, held, key)
         self._held.discard(entry.fingerprint)
         entry.reason = self._enqueue(entry.notice, key, now)
         entry.queued = True
         return Decision(True, entry.reason, key)
 
-    def _silenced(self, entry: ActiveAlert, now: datetime) -> bool:
+    def _held_by(self, entry: ActiveAlert, now: datetime) -> DecisionReason | None:
+        """`silenced` or `maintenance` when a silence or a window holds the alert at `now`."""
         silence = self.silences.matching(entry.notice, now)
         entry.silenced_by = silence.id if silence is not None else None
-        return silence is not None
+        window = None if silence is not None else self.maintenance.matching(entry.notice, now)
+        entry.maintenance_id = window.id if window is not None else None
+        if silence is not None:
+            return DecisionReason.SILENCED
+        return DecisionReason.MAINTENANCE if window is not None else None
 
     @staticmethod
     def _hold(entry: ActiveAlert, reason: DecisionReason, key: str) -> Decision:
@@ -236,12 +198,14 @@ class AlertPolicy:
             self._unqueue(notice.fingerprint, key)
         if entry.sent_at is None:
             self._ids.pop(notice.fingerprint, None)
-            # Never reached anyone (silenced, or resolved within its group window): a resolve
-            # would be news about nothing.
-            silenced = entry.silenced_by is not None
-            return Decision(
-                False, DecisionReason.SILENCED if silenced else DecisionReason.RESOLVED, key
-            )
+            # Never reached anyone (silenced, in maintenance, or resolved within its group
+            # window): a resolve would be news about nothing.
+            reason = DecisionReason.RESOLVED
+            if entry.silenced_by is not None:
+                reason = DecisionReason.SILENCED
+            elif entry.maintenance_id is not None:
+                reason = DecisionReason.MAINTENANCE
+            return Decision(False, reason, key)
         self._enqueue(notice, key, now)
         return Decision(True, DecisionReason.RESOLVED, key)
 
@@ -269,7 +233,7 @@ class AlertPolicy:
         state = notice.state
         batch = self._batches.get((key, state))
         if batch is None:
-            batch = self._batches[(key, state)] = _Batch(
+            batch = self._batches[(key, state)] = Batch(
                 group_key=key,
                 state=state,
                 severity=notice.severity,
@@ -302,7 +266,7 @@ class AlertPolicy:
         if not batch.alerts:
             del self._batches[(key, AlertState.FIRING)]
 
-    def _due(self, batch: _Batch) -> datetime:
+    def _due(self, batch: Batch) -> datetime:
         """When `batch` may go: its group window has passed (or it is full), and for firing
         batches the group's interval since its last notification has passed too."""
         due = batch.opened_at + timedelta(seconds=self.settings.group_window_s)
@@ -322,7 +286,8 @@ class AlertPolicy:
         for bkey, batch in list(self._batches.items()):
             if not force and self._due(batch) > now:
                 continue
-            if batch.state is AlertState.FIRING and self.silences.all():
+            holders = self.silences.all() or self.maintenance.all()
+            if batch.state is AlertState.FIRING and holders:
                 self._drop_silenced(batch, now)
                 if not batch.alerts:
                     del self._batches[bkey]
@@ -330,20 +295,22 @@ class AlertPolicy:
             out.append(self._emit(bkey, batch, now))
         return out
 
-    def _drop_silenced(self, batch: _Batch, now: datetime) -> None:
-        """A silence created while alerts waited in their batch holds them back too."""
+    def _drop_silenced(self, batch: Batch, now: datetime) -> None:
+        """A silence created (or a window begun) while alerts waited in their batch holds
+        them back too."""
         for fp in list(batch.alerts):
             entry = self._active.get(fp)
-            if entry is None or not self._silenced(entry, now):
+            held = None if entry is None else self._held_by(entry, now)
+            if entry is None or held is None:
                 continue
             del batch.alerts[fp]
             batch.repeats.discard(fp)
             entry.queued = False
-            entry.reason = DecisionReason.SILENCED
+            entry.reason = held
             if entry.sent_at is None:
                 self._held.add(fp)
 
-    def _emit(self, bkey: tuple[str, AlertState], batch: _Batch, now: datetime) -> Notification:
+    def _emit(self, bkey: tuple[str, AlertState], batch: Batch, now: datetime) -> Notification:
         limit = self.settings.max_batch
         fingerprints = list(batch.alerts)
         taken, rest = fingerprints[:limit], fingerprints[limit:]
@@ -379,7 +346,7 @@ class AlertPolicy:
             state=batch.state,
             alerts=alerts,
             reason=reason,
-            title=_title(batch, alerts, len(rest), reason),
+            title=batch_title(batch, alerts, len(rest), reason),
             provider=batch.provider,
             category=batch.category,
         )
@@ -405,8 +372,8 @@ class AlertPolicy:
                 continue
             if entry.acknowledged_at is not None or now - entry.sent_at < timedelta(seconds=every):
                 continue  # acknowledged, or sent again since this reminder was planned
-            if self._silenced(entry, now):
-                entry.reason = DecisionReason.SILENCED
+            if (held := self._held_by(entry, now)) is not None:
+                entry.reason = held
                 heapq.heappush(self._repeats, (now + timedelta(seconds=every), fp))
                 continue
             self._enqueue(entry.notice, group_key(entry.notice), now, repeat=True)
@@ -419,23 +386,5 @@ class AlertPolicy:
             if entry is None or entry.acknowledged_at is not None:
                 self._held.discard(fp)
                 continue
-            if not self._silenced(entry, now):
+            if self._held_by(entry, now) is None:
                 self._judge_new(entry, group_key(entry.notice), now)
-
-
-def _title(
-    batch: _Batch, alerts: tuple[AlertNotice, ...], more: int, reason: DecisionReason
-) -> str:
-    who = batch.provider or batch.category or "apiwatch"
-    severity = batch.severity.value
-    if len(alerts) == 1 and not more:
-        title = f"{who}: {severity} {alerts[0].rule}"
-    else:
-        title = f"{who}: {len(alerts) + more} {severity} alerts"
-    if batch.state is AlertState.RESOLVED:
-        title += " resolved"
-    elif reason is DecisionReason.REPEAT_INTERVAL_ELAPSED:
-        title += " (still firing)"
-    if more:
-        title += f" ({more} more to follow)"
-    return title

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from apiwatch.alerting.config import UnauthorizedRule, UsageSpikeRule
+from apiwatch.alerting.rule_settings import UnauthorizedRule, UsageSpikeRule
 from apiwatch.analysis.anomalies import RateBaseline, SlidingCount
 from apiwatch.domain import Severity
 

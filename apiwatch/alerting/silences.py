@@ -72,9 +72,12 @@ def _value(notice: AlertNotice, name: str) -> str | None:
 
 def matches(silence: Silence, notice: AlertNotice, now: datetime) -> bool:
     """Whether `silence` is in force at `now` and every matcher holds for `notice`."""
-    if not silence.active(now):
-        return False
-    for name, pattern in silence.matchers.items():
+    return silence.active(now) and matchers_hold(silence.matchers, notice)
+
+
+def matchers_hold(matchers: Mapping[str, str], notice: AlertNotice) -> bool:
+    """Whether every matcher holds for `notice` (silences and maintenance windows)."""
+    for name, pattern in matchers.items():
         value = _value(notice, name)
         if value is None:
             if pattern != "*":

@@ -31,7 +31,8 @@ REMEDIATION: dict[Outcome, str] = {
     ),
     Outcome.INVALID_PAYLOAD: (
         "The provider answered with something we cannot use (not JSON, an error in a 200 body, "
-        "a failed assertion or an oversized body). Inspect the reason; the API may have changed."
+        "a failed assertion, an oversized body, a body its collector cannot read or a book "
+        "that fails a check). Inspect the reason; the API may have changed."
     ),
     Outcome.SLOW: (
         "Responses are slower than the endpoint's threshold. Watch for a trend; consider a "

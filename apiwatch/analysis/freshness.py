@@ -1,5 +1,5 @@
 """Freshness of collected data: how old the data says it is, judged against its category's
-TTL (DESIGN.md §3). Pure.
+TTL (docs/concepts.md). Pure.
 
 The age comes from the timestamp inside the payload, never from when we fetched it: a
 provider can answer quickly with yesterday's price. A payload without a timestamp is
@@ -9,6 +9,11 @@ Clock skew: a data time a little ahead of our clock (up to `FUTURE_TOLERANCE_S`)
 age 0, because provider and monitor clocks drift by seconds and a fresh price must not be
 doubted for it. A data time further ahead is `unknown`: something is wrong with that
 timestamp (a unit mix-up, a broken clock) and calling it fresh would be pretending.
+
+Order books (`judge_book`) have a TTL of seconds but are fetched once a minute, so their
+age is judged twice: at the fetch against the book's TTL (was it current when we got
+it?), and now against the TTL plus the time to the next collection (is it still being
+refreshed?). A book is as fresh as the worse of the two.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ DEFAULT_TTL_S: dict[str, float] = {
     # subgraph's head, Bitcoin's best block, which can be an hour apart) or a 10-minute
     # Glassnode series: four hours behind (stale) means an indexer or feed has stopped.
     "onchain": 2 * 3600.0,
+    # Not a category of providers but of items: exchanges' order books (`book:…`), which
+    # move many times a second; a book ten seconds old is no longer the market.
+    "order_book": 10.0,
 }
 
 # Provider clocks run a little ahead of ours now and then; beyond this, it is not drift.
@@ -75,3 +83,25 @@ def judge(
     if age <= 2 * ttl_s:
         return Freshness.AGING
     return Freshness.STALE
+
+
+_RANK = {Freshness.FRESH: 0, Freshness.AGING: 1, Freshness.STALE: 2, Freshness.UNKNOWN: 3}
+
+
+def judge_book(
+    data_time: datetime | None,
+    *,
+    fetched_at: datetime,
+    now: datetime,
+    ttl_s: float,
+    refresh_s: float,
+) -> Freshness:
+    """A book's freshness: its age when fetched against `ttl_s`, and its age now against
+    `ttl_s + refresh_s` (`refresh_s`: the collection interval and its tolerance); the worse
+    of the two, so a healthy book stays fresh between two collections on time and turns
+    aging, then stale, once collections stop."""
+    if not (math.isfinite(refresh_s) and refresh_s >= 0):
+        raise ValueError(f"refresh_s must be zero or more seconds, got {refresh_s!r}")
+    at_fetch = judge(data_time, now=fetched_at, ttl_s=ttl_s)
+    since = judge(data_time, now=now, ttl_s=ttl_s + refresh_s)
+    return max(at_fetch, since, key=_RANK.__getitem__)

@@ -23,6 +23,8 @@ Counting rules, the same in SQL (storage) and here:
   `skipped` attempts were never sent and are left out. An attempt is an error unless its
   outcome is `ok` or `slow` (rate limiting counts as an error: the request failed). This is
   a per-request view; uptime (`attempts.uptime`) counts checks, i.e. final attempts only.
+  Probe roll-ups also keep `outcomes`, the hour's checks (final attempts, skipped left out)
+  per outcome, for the outcome chart; NULL on roll-ups made before revision 0005.
 - API roll-ups (`kind='api'`, subject = key id or "-", detail = route template): every
   request counts, unauthorized ones too; an error is a response with status 400 or above.
 """

@@ -3,7 +3,8 @@
 - Binance: `X-MBX-USED-WEIGHT-(n)(S|M|H|D)`, the weight this IP has used in the current
   window (`-1M` on every response). Only one-unit intervals map onto our windows.
 - Bybit: `X-Bapi-Limit` (the limit), `X-Bapi-Limit-Status` (remaining) and
-  `X-Bapi-Limit-Reset-Timestamp` (ms), a per-second limit.
+  `X-Bapi-Limit-Reset-Timestamp` (ms), a per-second limit of the endpoint that answered
+  (its endpoint tier, not the provider-wide one).
 - Any provider: `Retry-After`, in seconds or as an HTTP date, means "send nothing before".
 
 A header that cannot be parsed is ignored: a provider's odd header must never break a probe.
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Literal
 
 from apiwatch.budget.windows import to_datetime, to_unix
 
@@ -31,6 +33,8 @@ class UsageReport:
     used: int
     limit: int | None = None
     reset_at: datetime | None = None
+    # Which budget tier the figure belongs to: the provider's ip tier, or the endpoint's.
+    tier: Literal["ip", "endpoint"] = "ip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,9 @@ def _bybit(headers: dict[str, str]) -> list[Report]:
     reset_ms = _int(headers.get("x-bapi-limit-reset-timestamp"))
     reset_at = to_datetime(reset_ms / 1000) if reset_ms is not None else None
     used = max(0, limit - remaining)
-    return [UsageReport(window="second", used=used, limit=limit, reset_at=reset_at)]
+    return [
+        UsageReport(window="second", used=used, limit=limit, reset_at=reset_at, tier="endpoint")
+    ]
 
 
 def _retry_after(headers: dict[str, str], now: float) -> list[Report]:

@@ -14,6 +14,9 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from apiwatch.budget.stores.fallback import UNAVAILABLE
+from apiwatch.dependencies import Dependency
+
 
 class SharedState(Protocol):
     async def load(self, provider: str) -> dict[str, Any]: ...
@@ -54,3 +57,33 @@ class RedisState:
             for name, value in parts.items():
                 pipe.set(f"{self._prefix}{name}:{provider}", json.dumps(value))
             await pipe.execute()
+
+
+class FallbackState:
+    """Shared state that may be away: while it is, this process's own breaker and pools are
+    the truth (as with `LocalState`), and the next save after it is back shares them again."""
+
+    def __init__(self, shared: SharedState, dependency: Dependency) -> None:
+        self.shared = shared
+        self.dependency = dependency
+
+    async def load(self, provider: str) -> dict[str, Any]:
+        if not self.dependency.should_try():
+            return {}
+        try:
+            value = await self.shared.load(provider)
+        except UNAVAILABLE as error:
+            self.dependency.failed(error)
+            return {}
+        self.dependency.succeeded()
+        return value
+
+    async def save(self, provider: str, **parts: Any) -> None:
+        if not self.dependency.should_try():
+            return
+        try:
+            await self.shared.save(provider, **parts)
+        except UNAVAILABLE as error:
+            self.dependency.failed(error)
+        else:
+            self.dependency.succeeded()

@@ -1,13 +1,16 @@
 """Fixed rate-limit windows aligned to the clock: which period a moment falls in.
 
-A window is one of `second`, `minute`, `hour`, `day`, `month` (the names of
-`RateLimits.windows()` in the catalogue). Periods are fixed buckets aligned to UTC, the way
-Binance counts: a request at 00:01:23 belongs to the 00:01:00 minute, and a month is a
-calendar month in UTC. Everything here is pure arithmetic on unix seconds.
+A window is one of `second`, `minute`, `hour`, `day`, `month`, or `<n>s`, a window of any
+whole number of seconds (`2s` for OKX's "20 requests per 2 seconds", `5s` for Bybit's IP
+limit): the names `RateLimits.windows()` gives in the catalogue. Periods are fixed buckets
+aligned to UTC, the way Binance counts: a request at 00:01:23 belongs to the 00:01:00
+minute, a `2s` window starts on every even unix second, and a month is a calendar month in
+UTC. Everything here is pure arithmetic on unix seconds.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,6 +19,7 @@ _WINDOW_SET = frozenset(WINDOWS)
 
 # Unix time has no leap seconds, so the first four windows are exact fixed lengths.
 _FIXED_SECONDS: dict[str, int] = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_CUSTOM = re.compile(r"^([1-9][0-9]{0,7})s$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +36,30 @@ class Period:
 
 
 def check_window(window: str) -> str:
-    """Return `window` if it is a known window name, else raise ValueError."""
-    if window not in _WINDOW_SET:
-        raise ValueError(f"unknown rate-limit window {window!r}; expected one of {WINDOWS}")
+    """Return `window` if it is a known window name or `<n>s`, else raise ValueError."""
+    if window not in _WINDOW_SET and not _CUSTOM.match(window):
+        raise ValueError(
+            f"unknown rate-limit window {window!r}; expected one of {WINDOWS} or '<n>s'"
+        )
     return window
+
+
+def custom_window(seconds: int) -> str:
+    """The name of a window of `seconds` seconds: `2s`."""
+    name = f"{seconds}s"
+    check_window(name)
+    return name
+
+
+def window_seconds(window: str) -> float:
+    """A window's nominal length in seconds (a month counts as 30 days)."""
+    match = _CUSTOM.match(window)
+    if match:
+        return float(match.group(1))
+    if window == "month":
+        return 30 * 86400.0
+    check_window(window)
+    return float(_FIXED_SECONDS[window])
 
 
 def _month_bounds(now: float) -> tuple[float, float]:
@@ -57,6 +81,8 @@ def period(window: str, now: float) -> Period:
     """The period of `window` that contains the unix time `now`."""
     global _month_cache
     length = _FIXED_SECONDS.get(window)
+    if length is None and (match := _CUSTOM.match(window)):
+        length = int(match.group(1))
     if length is not None:
         start = float(now // length * length)
         return Period(window, start, start + length)

@@ -7,7 +7,8 @@ message instead of surfacing later as a strange probe result.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
 from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,12 +19,17 @@ PROVIDER_ID = r"^[a-z][a-z0-9_]*$"
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
+# jsonpath-ng builds its parser on every parse; catalogues repeat the same few paths, so
+# a thousand provider files compile each path once.
+_compile_jsonpath = lru_cache(maxsize=1024)(parse_jsonpath)
+
+
 def _valid_jsonpath(path: str) -> str:
     """Compile it now, so a bad path fails at load (file and line), not at probe time."""
     if not path.startswith("$"):
         raise ValueError(f"json path must start with '$', got {path!r}")
     try:
-        parse_jsonpath(path)
+        _compile_jsonpath(path)
     except Exception as exc:  # jsonpath-ng raises several unrelated types for bad input
         raise ValueError(f"not a valid JSONPath {path!r}: {exc}") from exc
     return path
@@ -90,6 +96,9 @@ class Signal(_Strict):
     matches: str | None = None
     body_matches: str | None = None
     status: int | list[int] | None = None  # only on these HTTP statuses, when set
+    # The provider stops serving us for at least this long when it says this (Bybit's IP
+    # ban: 10 minutes), whether or not it sends Retry-After.
+    block_s: float | None = Field(default=None, gt=0, le=366 * 86400)
 
     @model_validator(mode="after")
     def _subject(self) -> Signal:
@@ -121,6 +130,42 @@ class TimestampSpec(_Strict):
         return _valid_jsonpath(value)
 
 
+class ObjectiveSpec(_Strict):
+    """A service-level objective (`objectives:` of a provider or an endpoint).
+
+    Percentages as written in contracts (`target: 99.5`, `sla: 99.9`). Every field left out
+    falls back: an endpoint's to its provider's, a provider's to the defaults below.
+    """
+
+    target: float | None = Field(default=None, gt=0, lt=100)
+    window_days: int | None = Field(default=None, ge=1, le=90)
+    latency_p95_ms: float | None = Field(default=None, gt=0)
+    sla: float | None = Field(default=None, gt=0, lt=100)
+    exclude_maintenance: bool | None = None
+
+    def over(self, base: ResolvedObjective) -> ResolvedObjective:
+        """This spec's fields over `base`'s."""
+        values = {
+            name: getattr(self, name)
+            for name in ResolvedObjective.model_fields
+            if getattr(self, name) is not None
+        }
+        return base.model_copy(update=values)
+
+
+class ResolvedObjective(_Strict):
+    """An objective with every field known: the defaults for every provider."""
+
+    target: float = 99.5
+    window_days: int = 30
+    latency_p95_ms: float | None = None
+    sla: float | None = None
+    exclude_maintenance: bool = True
+
+
+DEFAULT_OBJECTIVE = ResolvedObjective()
+
+
 class EndpointSpec(_Strict):
     path: str
     method: Literal["GET", "POST"] = "GET"
@@ -135,6 +180,10 @@ class EndpointSpec(_Strict):
     needs_key: bool | None = None  # overrides the provider's auth.required for this endpoint
     # The provider reports our usage in this endpoint's body (see apiwatch/budget/usage.py).
     usage: Literal["coinmarketcap_key_info", "coingecko_key", "etherscan_apilimit"] | None = None
+    # The endpoint tier: limits counted for this endpoint alone (OKX: per endpoint per IP),
+    # on top of the provider's own.
+    rate_limits: RateLimits | None = None
+    objectives: ObjectiveSpec | None = None
 
     @field_validator("path")
     @classmethod
@@ -169,14 +218,28 @@ class AuthSpec(_Strict):
 
 
 class RateLimits(_Strict):
+    """Limits of one budget tier. Named windows, plus `every`: windows of any whole number
+    of seconds, `{seconds: limit}` (OKX's "20 requests per 2 s" is `every: {2: 20}`)."""
+
     per_second: int | None = Field(default=None, ge=1)
     per_minute: int | None = Field(default=None, ge=1)
     per_hour: int | None = Field(default=None, ge=1)
     per_day: int | None = Field(default=None, ge=1)
     per_month: int | None = Field(default=None, ge=1)
+    every: dict[int, int] = Field(default_factory=dict)
+
+    @field_validator("every")
+    @classmethod
+    def _whole_seconds(cls, value: dict[int, int]) -> dict[int, int]:
+        for seconds, limit in value.items():
+            if not 1 <= seconds <= 10**7:
+                raise ValueError(f"a window is 1 to 10000000 seconds long, got {seconds}")
+            if limit < 1:
+                raise ValueError(f"the limit per {seconds} s must be at least 1, got {limit}")
+        return value
 
     def windows(self) -> dict[str, int]:
-        return {
+        named = {
             name: value
             for name, value in (
                 ("second", self.per_second),
@@ -187,24 +250,64 @@ class RateLimits(_Strict):
             )
             if value is not None
         }
+        return {**named, **{f"{seconds}s": limit for seconds, limit in sorted(self.every.items())}}
+
+
+class BookChecks(_Strict):
+    """Thresholds of the order-book integrity checks (docs/exchanges.md); the defaults hold
+    for liquid spot pairs such as BTC-USDT."""
+
+    max_spread_bps: float = Field(default=50.0, gt=0)
+    spread_z: float = Field(default=6.0, gt=0)
+    depth_band_pct: float = Field(default=1.0, gt=0, le=50)
+    depth_collapse_pct: float = Field(default=80.0, gt=0, lt=100)
+    last_outside_bps: float = Field(default=25.0, ge=0)
+    # A quiet book may keep its update id for a moment; this long without a change is frozen.
+    frozen_after_s: float = Field(default=5.0, gt=0)
+    min_history: int = Field(default=10, ge=3, le=10_000)
+    history: int = Field(default=60, ge=3, le=10_000)
+
+    @model_validator(mode="after")
+    def _history_holds_baseline(self) -> BookChecks:
+        if self.min_history > self.history:
+            raise ValueError("min_history cannot exceed history")
+        return self
+
+
+# An endpoint's name is stored with every attempt (128 characters at most).
+EndpointName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class ProviderSpec(_Strict):
-    id: str = Field(pattern=PROVIDER_ID)
-    name: str
+    # The lengths are the database's: ids, names and URLs are stored in the `providers` table.
+    id: str = Field(pattern=PROVIDER_ID, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
     category: Category
-    base_url: str
+    base_url: str = Field(max_length=500)
     enabled: bool = True
     docs_url: str | None = None
     description: str = ""
     auth: AuthSpec = Field(default_factory=AuthSpec)
+    # The IP tier: shared by every endpoint and every key (Binance's weight, Bybit's 600/5 s).
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # The key tier: counted per API key, each key its own budget.
+    key_rate_limits: RateLimits | None = None
+    book_checks: BookChecks = Field(default_factory=BookChecks)
     timeout_s: float = Field(default=10.0, gt=0)
     slow_ms: float = Field(default=2000.0, gt=0)
+    # How often the health check runs; left out, APIWATCH_HEALTH_INTERVAL_S.
+    health_interval_s: float | None = Field(default=None, ge=1, le=86400)
     health: EndpointSpec
-    endpoints: dict[str, EndpointSpec] = Field(default_factory=dict)
+    endpoints: dict[EndpointName, EndpointSpec] = Field(default_factory=dict)
     rate_limited_when: list[Signal] = Field(default_factory=list)
     auth_error_when: list[Signal] = Field(default_factory=list)
+    # The provider's own "busy" or "internal error" codes (OKX 50013, even with HTTP 429).
+    server_error_when: list[Signal] = Field(default_factory=list)
+    objectives: ObjectiveSpec = Field(default_factory=lambda: ObjectiveSpec())
+    # The worker locations that probe this provider (APIWATCH_LOCATION); empty: every one.
+    locations: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]] = Field(
+        default_factory=list
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -225,3 +328,13 @@ class ProviderSpec(_Strict):
 
     def endpoint_needs_key(self, endpoint: EndpointSpec) -> bool:
         return self.auth.required if endpoint.needs_key is None else endpoint.needs_key
+
+    def objective(
+        self, endpoint: str | None = None, *, defaults: ResolvedObjective = DEFAULT_OBJECTIVE
+    ) -> ResolvedObjective:
+        """The objective of the provider, or of one of its endpoints, defaults filled in."""
+        resolved = self.objectives.over(defaults)
+        spec = self.all_endpoints().get(endpoint) if endpoint else None
+        if spec is not None and spec.objectives is not None:
+            resolved = spec.objectives.over(resolved)
+        return resolved

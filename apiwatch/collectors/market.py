@@ -236,6 +236,9 @@ def binance_ticker_24hr(payload: Any, *, provider: str, category: str) -> list[D
                         ticker.get("priceChangePercent"),
                         f"{where}.priceChangePercent",
                     ),
+                    # The ticker's own best bid and ask, to hold its last price against.
+                    "bid": _maybe(parse.price, ticker.get("bidPrice"), f"{where}.bidPrice"),
+                    "ask": _maybe(parse.price, ticker.get("askPrice"), f"{where}.askPrice"),
                 },
                 data_timestamp=None
                 if close is None

@@ -7,7 +7,7 @@ here (the catalogue may import only the domain, so it cannot check at load time)
 
 from __future__ import annotations
 
-from apiwatch.collectors import explorers, market, news, onchain, sentiment
+from apiwatch.collectors import exchange, explorers, market, news, onchain, sentiment
 from apiwatch.collectors.base import Collector
 
 COLLECTORS: dict[str, Collector] = {
@@ -15,6 +15,11 @@ COLLECTORS: dict[str, Collector] = {
     "market.coinmarketcap_quotes": market.coinmarketcap_quotes,
     "market.cryptocompare_pricemultifull": market.cryptocompare_pricemultifull,
     "market.binance_ticker_24hr": market.binance_ticker_24hr,
+    "exchange.binance_depth": exchange.binance_depth,
+    "exchange.bybit_orderbook": exchange.bybit_orderbook,
+    "exchange.bybit_tickers": exchange.bybit_tickers,
+    "exchange.okx_books": exchange.okx_books,
+    "exchange.okx_ticker": exchange.okx_ticker,
     "explorers.eth_gas_oracle": explorers.eth_gas_oracle,
     "explorers.bsc_gas_oracle": explorers.bsc_gas_oracle,
     "explorers.eth_price": explorers.eth_price,

@@ -10,6 +10,7 @@ where usage records go.
 
 from apiwatch.inbound.keys import (
     ApiKeyRecord,
+    KeyLookupUnavailable,
     KeyStore,
     MemoryKeyStore,
     generate_key,
@@ -27,6 +28,7 @@ __all__ = [
     "ApiKeyMiddleware",
     "ApiKeyRecord",
     "InboundLimiter",
+    "KeyLookupUnavailable",
     "KeyStore",
     "LimitDecision",
     "MemoryKeyStore",

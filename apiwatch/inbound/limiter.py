@@ -1,5 +1,6 @@
-"""Per-key request limits over three windows (minute, hour, day) on the `limits` library's
-storage: in process memory by default, shared through Redis across processes.
+"""Per-key request limits over three windows (minute, hour, day): in process memory by
+default (plain dicts), shared through Redis (the `limits` library's redis-py storage and
+connection) across processes.
 
 Choices, and why:
 - Fixed windows aligned to the clock (a minute window starts at :00, the day at 00:00 UTC),
@@ -9,11 +10,12 @@ Choices, and why:
   minute's quota at :59 and again at :00; the hour and day windows still bound it.
 - A refused request uses no quota in any window. Otherwise a client refused by its minute
   window would burn its hour and day quotas while it retries.
-- In memory each window is incremented with the storage's `incr` and all three are refunded
-  when one is over; nothing interleaves there, since the storage never suspends between them.
-  The `limits` memory storage sweeps all its keys for expiry about once per event-loop
-  iteration, so its cost grows with the number of live keys (three per active API key, one
-  per address with failed attempts this minute); with many keys, use Redis.
+- In memory each window is one dict from key id to count, for the window's current start;
+  when the clock enters the next window that dict is replaced by an empty one, so nothing
+  needs sweeping and a hit is three dict reads and, when every window has room, three
+  writes (a refused request writes nothing). No `await` happens between the check and the
+  writes, so concurrent requests cannot interleave there. (`limits`' memory storage did the
+  same with a key string, a lock and an expiry sweep per window: most of the cost of a hit.)
 - With Redis, one Lua script (registered on the `limits` storage's own connection, on keys
   under its prefix) checks all three windows and increments them only when all have room,
   atomically across processes. A redis-py command costs ~90 µs of CPU, more than the rest
@@ -33,7 +35,6 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from limits.aio.storage import MemoryStorage
 from limits.storage import storage_from_string
 
 WINDOWS: tuple[tuple[str, int], ...] = (("minute", 60), ("hour", 3600), ("day", 86400))
@@ -103,6 +104,8 @@ class LimitDecision(NamedTuple):
 
 Counts = tuple[int, int, int]
 
+_new = tuple.__new__
+
 
 def _async_uri(storage_uri: str) -> str:
     return storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
@@ -115,7 +118,8 @@ class InboundLimiter:
     "rediss://…", or the `limits` spelling "async+redis://…"), shared by every process that
     uses the same server and `key_prefix` (Redis Cluster is not supported: one script call
     touches many keys). `defaults` are the (minute, hour, day) limits of a key without its
-    own. `clock` returns epoch seconds; tests pass their own.
+    own. `timeout_s` bounds each Redis connect and reply. `clock` returns epoch seconds;
+    tests pass their own.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class InboundLimiter:
         *,
         defaults: tuple[int, int, int] = (100, 1000, 10000),
         key_prefix: str = "apiwatch-inbound",
+        timeout_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if len(defaults) != 3 or any(limit < 0 for limit in defaults):
@@ -135,13 +140,19 @@ class InboundLimiter:
         self.storage: Any
         self._script: Any = None
         if scheme == "async+memory":
-            self.storage = storage_from_string(uri)
-            # Process-local: the prefix only keeps several limiters' keys apart.
-            self._prefix = f"{key_prefix}:"
+            self.storage = None
         elif scheme in ("async+redis", "async+rediss", "async+redis+unix"):
             # coredis (limits' default client) is not a dependency; redis-py is.
-            self.storage = storage_from_string(uri, implementation="redispy", key_prefix=key_prefix)
-            self._prefix = ""
+            # `timeout_s` bounds connecting and every reply: a hung Redis must not hold a
+            # request for redis-py's default (none) or the OS's connect timeout.
+            timeouts = (
+                {}
+                if timeout_s is None
+                else {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+            )
+            self.storage = storage_from_string(
+                uri, implementation="redispy", key_prefix=key_prefix, **timeouts
+            )
             self._script = self.storage.bridge.get_connection().register_script(BATCH_LUA)
         else:
             # Name the scheme only: the URI may carry a password.
@@ -153,6 +164,10 @@ class InboundLimiter:
         # Each key's three window keys for the current second: formatting them per request
         # costs more than a dict lookup.
         self._window_keys: dict[str | int, tuple[str, str, str]] = {}
+        # In memory: per window, (its start, {key id: count}); the failed-auth counts per
+        # address likewise for the current minute.
+        self._counts: list[tuple[int, dict[str | int, int]]] = [(-1, {}), (-1, {}), (-1, {})]
+        self._failures: tuple[int, dict[str, int]] = (-1, {})
         # Redis batching: hits waiting for the next script call, per (keys, limits).
         self._pending: dict[tuple[tuple[str, ...], Counts], tuple[Counts, list[Any]]] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -162,15 +177,9 @@ class InboundLimiter:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def _storage_key(self, key: str) -> str:
-        # For the `limits` storage's own methods, which prefix Redis keys themselves.
-        return self._prefix + key
-
     def _window_key(self, key: str) -> str:
         # For our Lua script, given the storage's own prefix ("<key_prefix>:…") by hand.
-        if self._script is not None:
-            return self.storage.bridge.prefixed_key(key)  # type: ignore[no-any-return]
-        return self._prefix + key
+        return self.storage.bridge.prefixed_key(key)  # type: ignore[no-any-return]
 
     def _window_times(self, second: int) -> tuple[Counts, Counts, Counts]:
         if second != self._second:
@@ -192,51 +201,64 @@ class InboundLimiter:
         """Count one request of `key_id` if every window has room; None limits mean the
         defaults. A refused request is counted nowhere."""
         second = int(self._clock())
-        starts, resets, lifetimes = self._window_times(second)
-        d_minute, d_hour, d_day = self.defaults
-        limits_ = (
-            d_minute if minute is None else minute,
-            d_hour if hour is None else hour,
-            d_day if day is None else day,
-        )
-        keys = self._window_keys.get(key_id)
-        if keys is None:
-            keys = self._window_keys[key_id] = (
-                self._window_key(f"{key_id}/minute/{starts[0]}"),
-                self._window_key(f"{key_id}/hour/{starts[1]}"),
-                self._window_key(f"{key_id}/day/{starts[2]}"),
-            )
+        if second != self._second:
+            self._window_times(second)
+        starts, resets, lifetimes = self._windows
+        if minute is None:
+            minute = self.defaults[0]
+        if hour is None:
+            hour = self.defaults[1]
+        if day is None:
+            day = self.defaults[2]
         if self._script is not None:
-            counts, refused = await self._redis_hit(keys, limits_, lifetimes)
+            keys = self._window_keys.get(key_id)
+            if keys is None:
+                keys = self._window_keys[key_id] = (
+                    self._window_key(f"{key_id}/minute/{starts[0]}"),
+                    self._window_key(f"{key_id}/hour/{starts[1]}"),
+                    self._window_key(f"{key_id}/day/{starts[2]}"),
+                )
+            (c0, c1, c2), refused = await self._redis_hit(keys, (minute, hour, day), lifetimes)
         else:
-            counts, refused = await self._memory_hit(keys, limits_, lifetimes)
+            # In memory, inline: this runs on every request.
+            tables = self._counts
+            if tables[0][0] != starts[0] or tables[1][0] != starts[1] or tables[2][0] != starts[2]:
+                self._new_windows(starts)
+            m, h, d = tables[0][1], tables[1][1], tables[2][1]
+            c0 = m.get(key_id, 0) + 1
+            c1 = h.get(key_id, 0) + 1
+            c2 = d.get(key_id, 0) + 1
+            refused = c0 > minute or c1 > hour or c2 > day
+            if refused:  # counted nowhere: report the counts before this request
+                c0, c1, c2 = c0 - 1, c1 - 1, c2 - 1
+            else:
+                m[key_id] = c0
+                h[key_id] = c1
+                d[key_id] = c2
 
+        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python call, and four of
+        # these are made per request.
         states = (
-            WindowState(limits_[0], max(limits_[0] - counts[0], 0), resets[0]),
-            WindowState(limits_[1], max(limits_[1] - counts[1], 0), resets[1]),
-            WindowState(limits_[2], max(limits_[2] - counts[2], 0), resets[2]),
+            _new(WindowState, (minute, minute - c0 if c0 < minute else 0, resets[0])),
+            _new(WindowState, (hour, hour - c1 if c1 < hour else 0, resets[1])),
+            _new(WindowState, (day, day - c2 if c2 < day else 0, resets[2])),
         )
         if not refused:
-            return LimitDecision(True, None, 0, *states, second)
+            return _new(LimitDecision, (True, None, 0, *states, second))
         # Several windows can be full; name the one that frees up last.
+        limits_ = (minute, hour, day)
+        counts = (c0, c1, c2)
         full = [i for i in range(3) if counts[i] + 1 > limits_[i]]
         worst = max(full, key=lambda i: resets[i])
         return LimitDecision(False, WINDOW_NAMES[worst], resets[worst] - second, *states, second)
 
-    async def _memory_hit(
-        self, keys: tuple[str, str, str], limits_: Counts, lifetimes: Counts
-    ) -> tuple[Counts, bool]:
-        storage: MemoryStorage = self.storage
-        counts = (
-            await storage.incr(keys[0], lifetimes[0]),
-            await storage.incr(keys[1], lifetimes[1]),
-            await storage.incr(keys[2], lifetimes[2]),
-        )
-        if counts[0] <= limits_[0] and counts[1] <= limits_[1] and counts[2] <= limits_[2]:
-            return counts, False
-        for key in keys:
-            await storage.decr(key)
-        return (counts[0] - 1, counts[1] - 1, counts[2] - 1), True
+    def _new_windows(self, starts: Counts) -> None:
+        """The clock entered a new window: its counts start from nothing (the old window's
+        are done with, so they are dropped rather than swept)."""
+        tables = self._counts
+        for index in range(3):
+            if tables[index][0] != starts[index]:
+                tables[index] = (starts[index], {})
 
     async def _redis_hit(
         self, keys: tuple[str, str, str], limits_: Counts, lifetimes: Counts
@@ -309,7 +331,13 @@ class InboundLimiter:
         until its minute ends (when it may try again)."""
         second = int(self._clock())
         start = second - second % 60
-        count = await self.storage.incr(self._storage_key(f"failed-auth/{address}/{start}"), 62)
+        if self.storage is None:
+            if self._failures[0] != start:
+                self._failures = (start, {})
+            failures = self._failures[1]
+            count = failures[address] = failures.get(address, 0) + 1
+        else:
+            count = await self.storage.incr(f"failed-auth/{address}/{start}", 62)
         if count <= per_minute:
             return None
         return start + 60 - second
@@ -317,8 +345,12 @@ class InboundLimiter:
     async def reset_key(self, key_id: str | int) -> None:
         """Forget `key_id`'s counts in its current windows (e.g. after its limits change)."""
         second = int(self._clock())
+        if self.storage is None:
+            for _start, counts in self._counts:
+                counts.pop(key_id, None)
+            return
         for name, size in WINDOWS:
-            await self.storage.clear(self._storage_key(f"{key_id}/{name}/{second - second % size}"))
+            await self.storage.clear(f"{key_id}/{name}/{second - second % size}")
 
     @staticmethod
     def headers(decision: LimitDecision) -> list[tuple[bytes, bytes]]:
@@ -326,48 +358,47 @@ class InboundLimiter:
         return headers(decision)
 
     async def close(self) -> None:
-        """Release the storage: Redis connections, the memory storage's expiry task."""
+        """Release the storage's Redis connections (nothing to release in memory)."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self._script is not None:
             await self.storage.bridge.get_connection().aclose()
-            return
-        timer = getattr(self.storage, "timer", None)
-        if timer is not None and not timer.done():
-            timer.cancel()
 
 
-# (now, limits) -> the Limit and Reset values as bytes: the same for every request of a
-# key within a second, so they are formatted once. Cleared when it grows past a bound.
-_FIXED_PARTS: dict[tuple[int, int, int, int], tuple[bytes, ...]] = {}
+# (now, limits) -> the six Limit and Reset headers, made once: they are the same for every
+# request of a key within a second. Cleared when it grows past a bound.
+_FIXED_HEADERS: dict[tuple[int, int, int, int], tuple[tuple[bytes, bytes], ...]] = {}
+
+_MINUTE_REMAINING = b"x-ratelimit-minute-remaining"
+_HOUR_REMAINING = b"x-ratelimit-hour-remaining"
+_DAY_REMAINING = b"x-ratelimit-day-remaining"
 
 
 def headers(decision: LimitDecision) -> list[tuple[bytes, bytes]]:
     """The nine `X-RateLimit-{Minute,Hour,Day}-{Limit,Remaining,Reset}` headers; Reset is in
     seconds from now."""
-    now = decision.now
-    minute, hour, day = decision.minute, decision.hour, decision.day
+    now, minute, hour, day = decision.now, decision.minute, decision.hour, decision.day
     cache_key = (now, minute.limit, hour.limit, day.limit)
-    fixed = _FIXED_PARTS.get(cache_key)
+    fixed = _FIXED_HEADERS.get(cache_key)
     if fixed is None:
-        if len(_FIXED_PARTS) > 1024:
-            _FIXED_PARTS.clear()
-        fixed = _FIXED_PARTS[cache_key] = (
-            b"%d" % minute.limit,
-            b"%d" % (minute.reset_epoch - now),
-            b"%d" % hour.limit,
-            b"%d" % (hour.reset_epoch - now),
-            b"%d" % day.limit,
-            b"%d" % (day.reset_epoch - now),
+        if len(_FIXED_HEADERS) > 1024:
+            _FIXED_HEADERS.clear()
+        fixed = _FIXED_HEADERS[cache_key] = (
+            (b"x-ratelimit-minute-limit", b"%d" % minute.limit),
+            (b"x-ratelimit-minute-reset", b"%d" % (minute.reset_epoch - now)),
+            (b"x-ratelimit-hour-limit", b"%d" % hour.limit),
+            (b"x-ratelimit-hour-reset", b"%d" % (hour.reset_epoch - now)),
+            (b"x-ratelimit-day-limit", b"%d" % day.limit),
+            (b"x-ratelimit-day-reset", b"%d" % (day.reset_epoch - now)),
         )
     return [
-        (b"x-ratelimit-minute-limit", fixed[0]),
-        (b"x-ratelimit-minute-remaining", b"%d" % minute.remaining),
-        (b"x-ratelimit-minute-reset", fixed[1]),
-        (b"x-ratelimit-hour-limit", fixed[2]),
-        (b"x-ratelimit-hour-remaining", b"%d" % hour.remaining),
-        (b"x-ratelimit-hour-reset", fixed[3]),
-        (b"x-ratelimit-day-limit", fixed[4]),
-        (b"x-ratelimit-day-remaining", b"%d" % day.remaining),
-        (b"x-ratelimit-day-reset", fixed[5]),
+        fixed[0],
+        (_MINUTE_REMAINING, b"%d" % minute.remaining),
+        fixed[1],
+        fixed[2],
+        (_HOUR_REMAINING, b"%d" % hour.remaining),
+        fixed[3],
+        fixed[4],
+        (_DAY_REMAINING, b"%d" % day.remaining),
+        fixed[5],
     ]

@@ -10,18 +10,39 @@ allocations it can do without (error bodies are built once, headers are plain tu
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from apiwatch.inbound.keys import ApiKeyRecord, KeyStore
+from apiwatch.inbound.counting import Counting
+from apiwatch.inbound.keys import ApiKeyRecord, KeyLookupUnavailable, KeyStore
 from apiwatch.inbound.limiter import InboundLimiter, LimitDecision, headers
 from apiwatch.inbound.policy import Access, default_policy
+from apiwatch.inbound.refusals import (
+    ADMIN_REQUIRED,
+    FIXED_BODIES,
+    INACTIVE,
+    INVALID,
+    KEYS_DOWN,
+    KEYS_DOWN_BODY,
+    LIMITER_DOWN,
+    MISSING,
+    TOO_MANY_FAILURES,
+    error_body,
+    refusal_reason,
+)
 from apiwatch.inbound.usage import UsageRecord, resolve_route, routed_template
+from apiwatch.inbound.websocket import (
+    FORBIDDEN,
+    HEADER,
+    TOO_MANY,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    close_refused,
+    take_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +52,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-HEADER = b"x-api-key"
-MISSING = "Missing API key"
-INVALID = "Invalid API key"
-INACTIVE = "API key is inactive"
-ADMIN_REQUIRED = "Admin API key required"
-LIMITER_DOWN = "Rate limiter unavailable"
 # Logged once, then every this many times: a broken recorder must not flood the log.
 LOG_EVERY = 1000
 
-
-def _body(detail: str) -> bytes:
-    return json.dumps({"detail": detail}).encode()
-
-
 _JSON = (b"content-type", b"application/json")
-_FIXED = {detail: _body(detail) for detail in (MISSING, INVALID, INACTIVE, ADMIN_REQUIRED)}
+_new = tuple.__new__
 
 
 async def _respond(
@@ -59,23 +69,12 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def _bucket(address: str) -> str:
-    """What failed authentication is counted per: the address, or for IPv6 its /64, which
-    one host usually holds whole (per address, it could try 2**64 times as often)."""
-    if ":" not in address:
-        return address
-    try:
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    except ValueError:
-        return address
-
-
 def _rate_limited(window: str, seconds: int) -> bytes:
-    return _body(f"Rate limit exceeded for {window}. Try again in {seconds} seconds")
+    return error_body(f"Rate limit exceeded for {window}. Try again in {seconds} seconds")
 
 
 def _too_many_failures(seconds: int) -> bytes:
-    return _body(
+    return error_body(
         f"Too many failed API key attempts from this address. Try again in {seconds} seconds"
     )
 
@@ -83,18 +82,20 @@ def _too_many_failures(seconds: int) -> bytes:
 class ApiKeyMiddleware:
     """Guard an ASGI app with API keys, per-key limits and usage records.
 
-    - `keys`: where keys are looked up by hash (in memory, synchronous).
+    - `keys`: where keys are looked up by hash (in memory; see MemoryKeyStore).
     - `limiter`: counts each authenticated request in the key's three windows.
     - `record`: receives one `UsageRecord` per request after the response is sent; it must
       not block (queue it). Its exceptions are logged and swallowed.
-    - `policy(method, path)`: "public", "read" or "admin" for a request.
+    - `policy(method, path)`: "public", "read", "keyed" (a key even with `public_read`)
+      or "admin" for a request.
     - `public_read`: read routes need no key (a key sent anyway is still checked and counted).
     - `failed_auth_per_minute`: failed key checks (unknown or inactive key) one client
       address (for IPv6, one /64) may make per minute; beyond that it gets 429 until the
-      minute ends, even with a valid key, so keys cannot be guessed. 0 turns this off. A
-      missing key is not counted: it guesses nothing.
-    - `fail_open`: when the limiter's storage fails (Redis down), let authenticated requests
-      through without limits (True) or refuse them with 503 (False).
+      minute ends, so keys cannot be guessed; a valid key is never refused by this. 0
+      turns this off. A missing key is not counted: it guesses nothing.
+    - `fail_open`: when the limiter's storage fails (Redis down) and there is no `fallback`,
+      let authenticated requests through without limits (True) or refuse them with 503.
+    - `fallback`: a process-local limiter that counts while the shared one fails.
     - `clock`: epoch seconds, for the record's time and latency.
 
     Behind a reverse proxy the client address is the proxy's unless the server resolves
@@ -112,21 +113,24 @@ class ApiKeyMiddleware:
         public_read: bool = False,
         failed_auth_per_minute: int = 30,
         fail_open: bool = True,
+        fallback: InboundLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self._keys = keys
-        self._limiter = limiter
         self._record = record
         self._policy = policy
         self._public_read = public_read
-        self._failed_auth_per_minute = failed_auth_per_minute
         self._fail_open = fail_open
         self._clock = clock
-        # Addresses refused for failed authentication, until (epoch second). Kept here so a
-        # blocked address costs no storage round trip; another process sharing the Redis
-        # counts blocks it at its own next failure.
-        self._blocked: dict[str, int] = {}
+        # The limiter, its fallback and the failed-key throttle; logs their outages.
+        self.counting = Counting(
+            limiter,
+            fallback=fallback,
+            failed_auth_per_minute=failed_auth_per_minute,
+            fail_open=fail_open,
+            clock=clock,
+        )
         self.record_failures = 0
         self.limiter_failures = 0
 
@@ -155,58 +159,56 @@ class ApiKeyMiddleware:
         if access == "public":
             await self._forward(scope, receive, send, start, address, root_path, None, None)
             return
-        raw_key = None
+        raw_key = bearer = None
         for name, value in scope["headers"]:
             if name == HEADER:
                 raw_key = value
-                break
+            elif name == b"authorization" and value[:7].lower() == b"bearer ":
+                bearer = value[7:].strip()  # what Prometheus and most HTTP clients send
+        raw_key = raw_key or bearer
         if not raw_key:  # absent or empty
             if access == "read" and self._public_read:
                 await self._forward(scope, receive, send, start, address, root_path, None, None)
             else:
-                await self._refuse(scope, send, start, address, 401, _FIXED[MISSING])
+                await self._refuse(scope, send, start, address, 401, FIXED_BODIES[MISSING])
             return
 
-        if address is not None and self._blocked:
-            wait = self._blocked_for(address, int(start))
-            if wait:
-                body = _too_many_failures(wait)
-                await self._refuse(
-                    scope, send, start, address, 429, body, extra=[(b"retry-after", b"%d" % wait)]
-                )
-                return
-
         # Hash first, then look up: see MemoryKeyStore on why this does not leak timing.
-        key = self._keys.get(hashlib.sha256(raw_key).hexdigest())
+        try:
+            key = await self._keys.lookup(hashlib.sha256(raw_key).hexdigest())
+        except KeyLookupUnavailable:  # neither valid nor invalid: not a failed attempt
+            retry = [(b"retry-after", b"1")]
+            await self._refuse(scope, send, start, address, 503, KEYS_DOWN_BODY, extra=retry)
+            return
         if key is None or not key.active:
-            wait = await self._count_failure(address)
+            # The throttle slows guessing; a valid key guesses nothing, so it is never
+            # refused by it (a shared proxy or NAT must not lock its good clients out).
+            counting = self.counting
+            wait = 0 if address is None else counting.blocked_for(address, int(start))
+            if not wait:
+                wait = await counting.count_failure(address)
             if wait:
                 body = _too_many_failures(wait)
                 await self._refuse(
                     scope, send, start, address, 429, body, extra=[(b"retry-after", b"%d" % wait)]
                 )
             elif key is None:
-                await self._refuse(scope, send, start, address, 401, _FIXED[INVALID])
+                await self._refuse(scope, send, start, address, 401, FIXED_BODIES[INVALID])
             else:
-                await self._refuse(scope, send, start, address, 403, _FIXED[INACTIVE], key=key)
+                await self._refuse(
+                    scope, send, start, address, 403, FIXED_BODIES[INACTIVE], key=key
+                )
             return
 
         try:
-            decision: LimitDecision | None = await self._limiter.hit(
-                key.id, minute=key.minute_limit, hour=key.hour_limit, day=key.day_limit
-            )
-        except Exception as error:
+            decision: LimitDecision | None = await self.counting.hit(key)
+        except Exception:  # logged, once per period, by `counting`
             decision = None
             self.limiter_failures += 1
-            if self.limiter_failures % LOG_EVERY == 1:
-                log.error(
-                    "inbound limiter storage failed (%d times); %s: %s",
-                    self.limiter_failures,
-                    "letting requests through" if self._fail_open else "refusing requests",
-                    type(error).__name__,
-                )
             if not self._fail_open:
-                await self._refuse(scope, send, start, address, 503, _body(LIMITER_DOWN), key=key)
+                await self._refuse(
+                    scope, send, start, address, 503, error_body(LIMITER_DOWN), key=key
+                )
                 return
 
         extra = None
@@ -215,12 +217,15 @@ class ApiKeyMiddleware:
             if not decision.allowed:
                 wait = decision.retry_after_s
                 extra.append((b"retry-after", b"%d" % wait))
-                body = _rate_limited(decision.exceeded or "minute", wait)
-                await self._refuse(scope, send, start, address, 429, body, key=key, extra=extra)
+                window = decision.exceeded or "minute"
+                body = _rate_limited(window, wait)
+                await self._refuse(
+                    scope, send, start, address, 429, body, key=key, extra=extra, window=window
+                )
                 return
         if access == "admin" and key.scope != "admin":
             await self._refuse(
-                scope, send, start, address, 403, _FIXED[ADMIN_REQUIRED], key=key, extra=extra
+                scope, send, start, address, 403, FIXED_BODIES[ADMIN_REQUIRED], key=key, extra=extra
             )
             return
 
@@ -267,11 +272,13 @@ class ApiKeyMiddleware:
         *,
         key: ApiKeyRecord | None = None,
         extra: list[tuple[bytes, bytes]] | None = None,
+        window: str | None = None,
     ) -> None:
         try:
             await _respond(send, status, body, extra)
         finally:
-            self._emit(scope, None, key, status, start, address, False)
+            reason = refusal_reason(status, body, key, window)
+            self._emit(scope, None, key, status, start, address, False, reason)
 
     def _emit(
         self,
@@ -282,6 +289,7 @@ class ApiKeyMiddleware:
         start: float,
         address: str | None,
         authorized: bool,
+        refusal: str | None = None,
     ) -> None:
         """Hand one UsageRecord to `record`. `root_path` None: the request never reached
         the app, so its route is matched here. Nothing raised here reaches the server."""
@@ -291,8 +299,10 @@ class ApiKeyMiddleware:
             else:
                 route = routed_template(scope, root_path, self.app)
             end = self._clock()
-            self._record(
-                UsageRecord(
+            # tuple.__new__ skips the NamedTuple's Python-level __new__: one per request.
+            record = _new(
+                UsageRecord,
+                (
                     None if key is None else key.id,
                     None if key is None else key.name,
                     route,
@@ -302,71 +312,65 @@ class ApiKeyMiddleware:
                     datetime.fromtimestamp(start, UTC),
                     address,
                     authorized,
-                )
+                    refusal,
+                ),
             )
+            self._record(record)
         except Exception:
             self.record_failures += 1
             if self.record_failures % LOG_EVERY == 1:
                 log.exception("inbound usage record failed (%d times)", self.record_failures)
 
-    # -- failed authentication -------------------------------------------------------------
-
-    def _blocked_for(self, address: str, now: int) -> int:
-        bucket = _bucket(address)
-        until = self._blocked.get(bucket)
-        if until is None:
-            return 0
-        if now < until:
-            return until - now
-        del self._blocked[bucket]
-        return 0
-
-    async def _count_failure(self, address: str | None) -> int:
-        """Count a failed key check; the seconds to wait when the address is now blocked."""
-        if address is None or self._failed_auth_per_minute <= 0:
-            return 0
-        try:
-            wait = await self._limiter.count_failure(
-                _bucket(address), per_minute=self._failed_auth_per_minute
-            )
-        except Exception as error:
-            log.warning("inbound failed-auth count failed: %s", type(error).__name__)
-            return 0
-        if wait is None:
-            return 0
-        now = int(self._clock())
-        if len(self._blocked) > 10_000:  # bounded: forget blocks that have run out
-            self._blocked = {a: t for a, t in self._blocked.items() if t > now}
-        self._blocked[_bucket(address)] = now + wait
-        return wait
-
     # -- WebSocket -------------------------------------------------------------------------
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The same key rules for a WebSocket handshake; a refusal closes it with 1008
-        (policy violation) and the reason. Not counted against limits."""
-        path: str = scope["path"]
-        access = self._policy("GET", path)
-        raw_key = next((value for name, value in scope["headers"] if name == HEADER), None) or None
+        """The same key rules for a WebSocket handshake, the key taken from the header, a
+        subprotocol entry or the query (see `inbound.websocket`); a refusal closes with
+        4401, 4403, 4429 or 4503 and the reason. Not counted against limits; a refusal is
+        recorded like a refused request (status 401, 403, 429 or 503, method GET)."""
+        start = self._clock()
+        access = self._policy("GET", scope["path"])
+        raw_key = take_key(scope)
         client = scope.get("client")
         address: str | None = client[0] if client else None
-        reason = None
+        refusal: tuple[int, str] | None = None
+        key: ApiKeyRecord | None = None
         if access != "public" and not (raw_key is None and access == "read" and self._public_read):
             if raw_key is None:
-                reason = MISSING
-            elif address is not None and self._blocked_for(address, int(self._clock())):
-                reason = "Too many failed API key attempts from this address"
+                refusal = (UNAUTHENTICATED, MISSING)
             else:
-                key = self._keys.get(hashlib.sha256(raw_key).hexdigest())
-                if key is None or not key.active:
-                    reason = INVALID if key is None else INACTIVE
-                    if await self._count_failure(address):
-                        reason = "Too many failed API key attempts from this address"
-                elif access == "admin" and key.scope != "admin":
-                    reason = ADMIN_REQUIRED
+                try:
+                    key = await self._keys.lookup(hashlib.sha256(raw_key).hexdigest())
+                except KeyLookupUnavailable:
+                    refusal = (UNAVAILABLE, KEYS_DOWN)
                 else:
+                    refusal = await self._key_refusal(key, access, address)
+                if refusal is None:
                     scope.setdefault("state", {})["api_key"] = key
-        if reason is not None:
-            await send({"type": "websocket.close", "code": 1008, "reason": reason})
+        if refusal is not None:
+            code, detail = refusal
+            try:
+                await close_refused(scope, receive, send, code, detail)
+            finally:
+                status = code - 4000  # the close codes mirror the HTTP statuses
+                body = KEYS_DOWN_BODY if detail == KEYS_DOWN else FIXED_BODIES.get(detail, b"")
+                reason = refusal_reason(status, body, None if status == 429 else key)
+                handshake = {**scope, "method": "GET"}
+                self._emit(handshake, None, key, status, start, address, False, reason)
             return
         await self.app(scope, receive, send)
+
+    async def _key_refusal(
+        self, key: ApiKeyRecord | None, access: Access, address: str | None
+    ) -> tuple[int, str] | None:
+        """Why a WebSocket handshake with this key is refused, or None."""
+        if key is None or not key.active:
+            # A valid key is never refused by the failed-key throttle.
+            counting = self.counting
+            blocked = address is not None and counting.blocked_for(address, int(self._clock()))
+            if blocked or await counting.count_failure(address):
+                return (TOO_MANY, TOO_MANY_FAILURES)
+            return (UNAUTHENTICATED, INVALID) if key is None else (FORBIDDEN, INACTIVE)
+        if access == "admin" and key.scope != "admin":
+            return (FORBIDDEN, ADMIN_REQUIRED)
+        return None

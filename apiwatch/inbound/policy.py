@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-Access = Literal["public", "read", "admin"]
+# "keyed": a read or admin key, even when the middleware runs with `public_read` (for
+# routes such as /metrics that their own setting keeps private).
+Access = Literal["public", "read", "keyed", "admin"]
 
 PUBLIC_PATHS = frozenset(
     {

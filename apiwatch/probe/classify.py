@@ -1,8 +1,10 @@
 """Turns one HTTP response (or the lack of one) into an Outcome with a reason.
 
 The order matters and encodes what providers really do: a provider's own rate-limit signal
-wins over the HTTP status (Etherscan and CryptoCompare say it in a 200 body, TronScan in a
-403), then its own invalid-key signal, then the status code, then the payload checks.
+wins over the HTTP status (Etherscan and CryptoCompare say it in a 200 body, TronScan and
+Bybit in a 403), then its own "busy" signal (OKX 50013 arrives with a 429 but is overload,
+not our quota), then its own invalid-key signal, then the status code, then the payload
+checks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 
 from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
 from apiwatch.domain import Outcome
@@ -121,8 +124,15 @@ def classify_response(
 
     for signal in provider.rate_limited_when:
         if signal_matches(signal, status=status, document=document, text=text):
+            wait = retry_after
+            if signal.block_s is not None:
+                wait = max(wait or 0.0, signal.block_s)
+            label = "IP banned" if signal.block_s is not None else "rate limited"
+            return Classified(Outcome.RATE_LIMITED, f"{label} (HTTP {status}){said}", None, wait)
+    for signal in provider.server_error_when:
+        if signal_matches(signal, status=status, document=document, text=text):
             return Classified(
-                Outcome.RATE_LIMITED, f"rate limited (HTTP {status}){said}", None, retry_after
+                Outcome.SERVER_ERROR, f"provider busy (HTTP {status}){said}", None, retry_after
             )
     if status in (429, 418):
         label = "IP banned" if status == 418 else "rate limited"
@@ -195,7 +205,8 @@ def classify_exception(exc: BaseException) -> Classified:
         return Classified(Outcome.CONNECTION_ERROR, "connection broke while reading the body")
     if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
         return Classified(Outcome.CONNECTION_ERROR, exc.strerror.lower())
-    if isinstance(exc, aiohttp.ClientResponseError):
+    if isinstance(exc, aiohttp.ClientResponseError | HttpProcessingError):
+        # The parser's error, raised from the response or (a later packet) from its body.
         return Classified(Outcome.INVALID_PAYLOAD, f"malformed HTTP response ({exc.message})")
     if isinstance(exc, aiohttp.ClientError | OSError):
         return Classified(Outcome.CONNECTION_ERROR, exc.__class__.__name__)

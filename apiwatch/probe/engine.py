@@ -17,11 +17,18 @@ import aiohttp
 
 from apiwatch.budget.keys import Key, KeyPool
 from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
-from apiwatch.domain import Outcome, ProbeResult, SkipReason, utcnow
+from apiwatch.domain import CertificateSeen, Outcome, ProbeResult, SkipReason, utcnow
 from apiwatch.probe.classify import Classified, classify_exception, classify_response
-from apiwatch.probe.client import read_bounded
+from apiwatch.probe.client import connection_ssl_object, read_bounded, upstream_status
 from apiwatch.probe.guard import ProbeGuard
 from apiwatch.probe.retry import NO_RETRY, RetryPolicy
+from apiwatch.probe.tls import (
+    CertificateWatch,
+    Target,
+    fetch_presented,
+    verification_failure,
+    verified_reading,
+)
 
 # Response headers worth keeping for budgets (rate-limit reports, Retry-After).
 _KEPT_HEADERS = ("retry-after", "x-mbx-used-weight", "x-bapi-limit", "x-ratelimit", "ratelimit")
@@ -63,6 +70,7 @@ class ProbeEngine:
         retry: RetryPolicy = NO_RETRY,
         clock: Callable[[], datetime] = utcnow,
         guard: ProbeGuard | None = None,
+        certificates: CertificateWatch | None = None,
     ) -> None:
         self._session = session
         self._keys = keys
@@ -71,6 +79,8 @@ class ProbeEngine:
         self._retry = retry
         self._clock = clock
         self.guard = guard
+        # Which hosts are due for a TLS certificate reading; None reads none.
+        self.certificates = certificates
 
     def key_for(self, provider: ProviderSpec) -> Key | None:
         pool = self._keys.get(provider.id)
@@ -104,7 +114,9 @@ class ProbeEngine:
         while True:
             # Every attempt passes the guard: a retry spends budget like any request.
             if self.guard is not None:
-                admission = await self.guard.admit(provider, endpoint, key=pinned)
+                admission = await self.guard.admit(
+                    provider, endpoint, key=pinned, endpoint_name=endpoint_name
+                )
                 key, skip, detail = admission.key, admission.skip, admission.detail
             else:
                 key = pinned or self.key_for(provider)
@@ -165,6 +177,8 @@ class ProbeEngine:
         size: int | None = None
         kept: dict[str, str] = {}
         location = ""
+        tls = self._tls_target(provider.id, url)
+        tls_object: object = None  # the connection's SSL object, when a reading is due
         try:
             async with self._session.request(
                 endpoint.method,
@@ -175,6 +189,8 @@ class ProbeEngine:
                 # A redirect could carry header keys to another host; report it instead.
                 allow_redirects=False,
             ) as response:
+                if tls is not None:
+                    tls_object = connection_ssl_object(response)
                 status = response.status
                 location = response.headers.get("location", "")
                 kept = {
@@ -188,8 +204,12 @@ class ProbeEngine:
         except Exception as exc:  # everything an upstream can do ends as an Outcome
             latency_ms = (time.perf_counter() - start) * 1000
             verdict = classify_exception(exc)
+            if status is None:  # a status line came, then something that is not HTTP
+                status = upstream_status(exc)
             if status is not None and verdict.outcome is Outcome.TIMEOUT:
                 verdict = Classified(Outcome.TIMEOUT, f"HTTP {status} headers came, body did not")
+            if tls is not None and tls_object is None:
+                tls_object = await self._read_failure(tls, exc, timeout_s)
         else:
             verdict = classify_response(
                 provider=provider,
@@ -201,6 +221,8 @@ class ProbeEngine:
                 truncated_at=self._max_body if truncated else None,
                 location=location,
             )
+        # Parsed after the latency was taken: reading a certificate is not the upstream's time.
+        certificate = self._reading(tls, tls_object)
         return ProbeResult(
             provider=provider.id,
             endpoint=endpoint_name,
@@ -219,6 +241,49 @@ class ProbeEngine:
             response_bytes=size,
             payload=verdict.payload,
             headers=kept,
+            certificate=certificate,
+        )
+
+    # -- TLS certificates (probe/tls.py) -----------------------------------------------------
+
+    def _tls_target(self, provider_id: str, url: str) -> Target | None:
+        """The host whose certificate this attempt should read, when one is due."""
+        if self.certificates is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            return None
+        try:
+            port = parts.port or 443
+        except ValueError:
+            return None
+        target = Target(provider_id, parts.hostname, port)
+        return target if self.certificates.due(target) else None
+
+    def _reading(self, target: Target | None, found: object) -> CertificateSeen | None:
+        """The reading of this attempt: from its own connection's SSL object, or the one
+        `_read_failure` made; None when nothing was due or there was nothing to read."""
+        if target is None or found is None or self.certificates is None:
+            return None
+        if isinstance(found, CertificateSeen):
+            return found
+        now = self._clock()
+        self.certificates.mark(target, now)
+        return verified_reading(target, found, at=now)
+
+    async def _read_failure(
+        self, target: Target, exc: BaseException, timeout_s: float
+    ) -> CertificateSeen | None:
+        """A failed verification, with the certificate read over one extra connection
+        (verification off), which happens only here and once per refresh interval."""
+        failure = verification_failure(exc)
+        if failure is None or self.certificates is None:
+            return None
+        reason, host_matches = failure
+        now = self._clock()
+        self.certificates.mark(target, now)
+        return await fetch_presented(
+            target, timeout_s=timeout_s, at=now, reason=reason, host_matches=host_matches
         )
 
 

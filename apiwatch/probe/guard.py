@@ -20,6 +20,7 @@ from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.headers import BlockReport, Report, UsageReport, usage_from_headers
 from apiwatch.budget.keys import Key, KeyPool
 from apiwatch.budget.shared import LocalState, SharedState
+from apiwatch.budget.tiers import describe_scope
 from apiwatch.budget.usage import usage_from_body
 from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
 from apiwatch.domain import Outcome, ProbeResult, SkipReason
@@ -67,12 +68,18 @@ class ProbeGuard:
         self._versions: dict[str, dict[str, float]] = {}
 
     async def admit(
-        self, provider: ProviderSpec, endpoint: EndpointSpec, *, key: Key | None = None
+        self,
+        provider: ProviderSpec,
+        endpoint: EndpointSpec,
+        *,
+        key: Key | None = None,
+        endpoint_name: str | None = None,
     ) -> Admission:
-        """Whether to send, and with which key; `key` pins one (a key test), else the pool's."""
+        """Whether to send, and with which key; `key` pins one (a key test), else the pool's.
+        `endpoint_name` puts the request in that endpoint's budget tier too."""
         await self._take_shared(provider.id)
         if key is not None:
-            return await self._spend(provider, endpoint, key)
+            return await self._spend(provider, endpoint, key, endpoint_name)
         if not self.breaker.allow(provider.id):
             state = self.breaker.state(provider.id)
             retry = f"; half-open trial after {_iso(state.retry_at)}" if state.retry_at else ""
@@ -84,21 +91,40 @@ class ProbeGuard:
             detail = "no_key" if why is None or why == "no_keys" else f"no_key ({why.value})"
             admission = Admission(None, SkipReason.NO_KEY, detail)
         else:
-            admission = await self._spend(provider, endpoint, key)
+            admission = await self._spend(provider, endpoint, key, endpoint_name)
         if admission.skip is not None:
             # allow() may have handed out the half-open trial; a probe not sent gives it back.
             self.breaker.record(provider.id, Outcome.SKIPPED)
         return admission
 
     async def _spend(
-        self, provider: ProviderSpec, endpoint: EndpointSpec, key: Key | None
+        self,
+        provider: ProviderSpec,
+        endpoint: EndpointSpec,
+        key: Key | None,
+        endpoint_name: str | None,
     ) -> Admission:
-        decision = await self.gate.acquire(provider.id, endpoint.weight)
+        decision = await self.gate.acquire(
+            provider.id,
+            endpoint.weight,
+            endpoint=endpoint_name,
+            key=key.env_name if key is not None else None,
+        )
         for warning in decision.warnings:
             self._emit(warning)
+        if decision.blocked is not None:
+            self._emit(decision.blocked)
         if not decision.allowed:
             until = f" until {_iso_dt(decision.reset_at)}" if decision.reset_at else ""
-            window = f" ({decision.window} window full)" if decision.window else " (Retry-After)"
+            tier = describe_scope(f"{decision.tier}:{decision.scope}")
+            window = (
+                f" ({tier}{decision.window} window full)" if decision.window else " (Retry-After)"
+            )
+            dependency = getattr(self.shared, "dependency", None)
+            if decision.window and dependency is not None and not dependency.ok:
+                window = (
+                    f" (local share of the {tier}{decision.window} window full: shared state away)"
+                )
             return Admission(
                 None, SkipReason.RATE_LIMIT_BUDGET, f"rate_limit_budget{window}{until}"
             )
@@ -154,6 +180,15 @@ class ProbeGuard:
         dropped and logged, never raised: they must not turn a probe into a crash."""
         try:
             reports: list[Report] = list(usage_from_headers(result.headers, now=now))
+            if (
+                result.outcome is Outcome.RATE_LIMITED
+                and result.retry_after_s
+                and not any(isinstance(r, BlockReport) for r in reports)
+            ):
+                # The provider's own ban signal (Bybit's 403) carries its length in the
+                # catalogue, not in a Retry-After header.
+                until = datetime.fromtimestamp(now + result.retry_after_s, UTC)
+                reports.append(BlockReport(until=until))
             if endpoint is not None and endpoint.usage and result.outcome.is_success:
                 reports.extend(usage_from_body(endpoint.usage, result.payload))
             if per_key:
@@ -162,7 +197,7 @@ class ProbeGuard:
                 reports = [r for r in reports if not isinstance(r, BlockReport)]
             reports = [r for r in reports if _plausible(r)]
             if reports:
-                await self.gate.apply(provider.id, reports)
+                await self.gate.apply(provider.id, reports, endpoint=result.endpoint)
         except (ValueError, OverflowError, TypeError) as exc:
             log.warning("usage_report_ignored", provider=provider.id, error=str(exc)[:200])
 

@@ -1,4 +1,4 @@
-"""Retry policy by outcome (DESIGN.md §3).
+"""Retry policy by outcome (docs/concepts.md, "Retries").
 
 Two kinds of retry:
 - "again now", inside one probe run: a timeout or connection error is tried again at once,

@@ -1,4 +1,4 @@
-"""Fake upstream providers on 127.0.0.1 with fault injection (DESIGN.md §7).
+"""Fake upstream providers on 127.0.0.1 with fault injection (docs/simulator.md).
 
 Every catalogue provider is served under `/<provider id><real path>` with the real
 provider's shapes, headers and error bodies; `/_control/` sets a scenario per provider.

@@ -144,6 +144,8 @@ async def _reply(provider: Provider, ctx: Ctx) -> Reply:
         return provider.rate_limited(ctx)
     if name == "auth_failure":
         return provider.auth_failure(ctx)
+    if name == "error_code":
+        return provider.error_code(ctx, scenario.params["code"])
     if name == "html_error":
         return provider.html_error(ctx, scenario.params["status"] or None)
     reply = await provider.respond(ctx)

@@ -87,7 +87,9 @@ class View:
         height, anchor, spacing = _CHAINS[chain]
         return height + int((self.data_time - anchor) / spacing)
 
-    # Timestamp renderings in each provider's own unit and type (providers.md §13).
+    # Timestamp renderings in each provider's own unit and type: the vendors disagree (Unix
+    # seconds, Unix milliseconds, ISO 8601 with milliseconds, numbers or strings), and the
+    # collectors must read each one as its vendor writes it.
     def unix_s(self, offset_s: float = 0.0) -> int:
         return int(self.data_time - offset_s)
 

@@ -56,6 +56,14 @@ SCENARIO_PARAMS: dict[str, dict[str, Param]] = {
         "retry_after": Param(int, 60, 0, 86_400, "seconds in Retry-After, where sent"),
         "ban_after": Param(int, 3, 1, 1_000, "Binance: consecutive 429s before the 418 ban"),
         "ban_s": Param(int, 120, 1, 259_200, "Binance: Retry-After seconds of the 418 ban"),
+        "http_status": Param(
+            int,
+            0,
+            0,
+            599,
+            "Bybit: 403 for the IP ban instead of retCode 10006 in a 200; "
+            "OKX: 200 instead of 429 around code 50011; 0 = the provider's usual",
+        ),
     },
     "auth_failure": {},
     "garbage": {},
@@ -63,6 +71,24 @@ SCENARIO_PARAMS: dict[str, dict[str, Param]] = {
     "stale": {"age_s": Param(float, 172_800, 0, 10 * 365 * 86_400, "age of data timestamps")},
     "oversized": {"bytes": Param(int, 3 * MIB, 64, 1024 * MIB, "body size in bytes")},
     "divergent": {"pct": Param(float, 5, -90, 1_000, "percent added to every price")},
+    # Order-book integrity faults (exchanges only; see simulator/books.py).
+    "crossed_book": {},
+    "frozen_book": {},
+    "thin_book": {},
+    "wide_spread": {"bps": Param(float, 200, 0, 10_000, "spread of the book in basis points")},
+    "locked_book": {},
+    "one_sided_book": {},
+    "non_positive_book": {},
+    "duplicate_level_book": {},
+    "unordered_book": {},
+    "rewound_book": {},
+    "unreadable_book": {},
+    # Below the 1 % price consensus by default, so only the ticker's own check sees it.
+    "ticker_outside": {
+        "bps": Param(float, 60, 0, 10_000, "how far the last price lies above the best ask")
+    },
+    # A venue's business error code inside an HTTP 200 (Bybit's retCode, OKX's code).
+    "error_code": {"code": Param(int, 10016, 1, 99_999, "Bybit retCode or OKX code")},
 }
 
 SCENARIO_NAMES: tuple[str, ...] = tuple(SCENARIO_PARAMS)

@@ -116,8 +116,11 @@ def run_simulator(*, host: str, port: int, scenarios: dict[str, Scenario]) -> No
         await simulator.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # Both explicitly: a process started in the background (a suite, CI, `cmd &`) may
+        # inherit SIGINT as ignored, and then Ctrl-C/kill -INT would not stop it otherwise.
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
         changed = {p: s.name for p, s in simulator.state.scenarios.items() if s.name != "healthy"}
         print(
             f"apiwatch simulator listening on {simulator.url} "

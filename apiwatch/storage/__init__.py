@@ -1,5 +1,5 @@
 """Persistence: the async engine, the schema, its migrations, the batched recorder and the
-repositories (DESIGN.md §5).
+repositories (docs/operations.md).
 
 Imports only `apiwatch.domain` from the rest of apiwatch. Callers above this layer get plain
 dicts from the repositories, never ORM objects.

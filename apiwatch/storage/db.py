@@ -75,6 +75,13 @@ def create_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     return _create_async_engine(url, **engine_kwargs)
 
 
+def pool_options(url: str, pool_size: int, max_overflow: int) -> dict[str, int]:
+    """Pool sizes for a server database; SQLite keeps SQLAlchemy's own pool for files."""
+    if make_url(normalize_url(url)).get_backend_name() == "sqlite":
+        return {}
+    return {"pool_size": pool_size, "max_overflow": max_overflow}
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit, so results can be read after it."""
     return async_sessionmaker(engine, expire_on_commit=False)

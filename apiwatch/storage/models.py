@@ -1,4 +1,4 @@
-"""The schema: one declarative `Base` and a typed model per table (DESIGN.md §5).
+"""The schema: one declarative `Base` and a typed model per table (docs/operations.md).
 
 Table names are the seed's and are part of the contract with dashboards and SQL users;
 `migrations/versions/` must create exactly this (a test compares the two).
@@ -6,7 +6,7 @@ Table names are the seed's and are part of the contract with dashboards and SQL 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,87 +14,17 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
-    Dialect,
     Float,
     Index,
     Integer,
     MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# Deterministic constraint names, so migrations can refer to them on every backend.
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# BIGINT on PostgreSQL for tables that grow by millions of rows; SQLite only autoincrements
-# a column declared exactly INTEGER PRIMARY KEY, hence the variant.
-BigIntId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is stored in UTC and always read back timezone-aware.
-
-    SQLite has no timezone type and returns naive values; PostgreSQL returns aware ones.
-    Callers compare results with aware datetimes, so both must come back aware. Naive
-    datetimes are refused rather than guessed at: a naive value is a bug upstream.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-            raise ValueError(
-                f"naive datetime {value.isoformat()} given; pass a timezone-aware datetime "
-                "(e.g. apiwatch.domain.utcnow())"
-            )
-        value = value.astimezone(UTC)
-        # SQLite compares timestamps as text; storing every value in UTC without an offset
-        # keeps that comparison chronological.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class DecimalText(TypeDecorator[Decimal]):
-    """An exact decimal stored as its text.
-
-    Prices arrive as strings with up to 18 decimals; SQLite's NUMERIC would store them as
-    8-byte floats and lose digits, so the text is kept and read back as `Decimal`. Sums and
-    medians are computed in Python, never in SQL.
-    """
-
-    impl = String(64)
-    cache_ok = True
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, Decimal):
-            raise ValueError(f"DecimalText takes a Decimal, got {type(value).__name__}")
-        if not value.is_finite():
-            raise ValueError(f"DecimalText refuses the non-finite value {value}")
-        return format(value, "f")
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value)
+from apiwatch.storage.columns import NAMING_CONVENTION, BigIntId, DecimalText, UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -139,6 +69,8 @@ class ConnectionAttempt(Base):
     key_label: Mapped[str | None] = mapped_column(String(64))
     response_bytes: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The probing worker's location (APIWATCH_LOCATION); "" without locations.
+    location: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class StatusChangeRow(Base):
@@ -274,7 +206,7 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Why dedup/grouping sent or held it back; shown to users (DESIGN.md §10).
+    # Why dedup/grouping sent or held it back; shown to users (docs/alerting.md).
     decision_reason: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -310,6 +242,26 @@ class Silence(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MaintenanceWindowRow(Base):
+    """A planned maintenance window created through the API (`alerting.maintenance`): one-off
+    or recurring (`recurrence`, read in `timezone`), matching alerts like a silence."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text, default="")
+    matchers: Mapped[dict[str, str]] = mapped_column(JSON)
+    timezone: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    recurrence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class SettingRow(Base):
@@ -411,12 +363,33 @@ class ApiUsage(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ApiRefusal(Base):
+    """Requests refused before reaching the API (no key, bad key, throttled), counted per
+    minute, status, reason and client address prefix: one row per group, not one per
+    request, so unauthenticated traffic cannot flood the database."""
+
+    __tablename__ = "api_refusals"
+    __table_args__ = (Index("ix_api_refusals_minute", "minute"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[int] = mapped_column(Integer)
+    # The middleware's refusal reason (`missing_key`, `rate_limited_hour`, …); "unknown" for
+    # rows counted before reasons were stored (migration 0005).
+    reason: Mapped[str] = mapped_column(String(32), server_default="unknown")
+    # IPv4 /24 or IPv6 /48, e.g. "203.0.113.0/24"; "unknown" when the server gave none.
+    client_prefix: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class HourlyRollup(Base):
     """One hour of one series, summarized: what charts read instead of raw rows.
 
     `kind` is `probe` (subject = provider, detail = "") or `api` (subject = key id or "-",
     detail = route). `latency_hist` counts latencies in fixed buckets (see
     `apiwatch.analysis.rollups`), so hours merge into days and percentiles stay honest.
+    `outcomes` ({outcome: count}, probe rows only) counts the hour's checks per outcome;
+    NULL on rows rolled up before it existed (revision 0005) and on other kinds.
     """
 
     __tablename__ = "hourly_rollups"
@@ -434,9 +407,70 @@ class HourlyRollup(Base):
     errors: Mapped[int] = mapped_column(Integer)
     latency_ms_sum: Mapped[float] = mapped_column(Float)
     latency_hist: Mapped[list[int]] = mapped_column(JSON)
+    outcomes: Mapped[dict[str, int] | None] = mapped_column(JSON)
     p50_ms: Mapped[float | None] = mapped_column(Float)
     p95_ms: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TlsCertificate(Base):
+    """The newest TLS certificate reading of one provider's host (`CertificateSeen`): one
+    row per provider, host and port, replaced at each reading (every few hours), so every
+    process and a restarted one see the same certificate."""
+
+    __tablename__ = "tls_certificates"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    port: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Whether the probe's verification passed (chain and host name), and the name alone.
+    verified: Mapped[bool] = mapped_column(Boolean)
+    host_matches: Mapped[bool | None] = mapped_column(Boolean)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The earliest expiry of any certificate in the chain (`chain_source` says which chain).
+    chain_not_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    issuer: Mapped[str] = mapped_column(Text, default="")
+    names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    chain_source: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str] = mapped_column(Text, default="")
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProviderSpecRow(Base):
+    """A provider defined through the API (`POST /api/providers`), or an override of a file
+    provider: its catalogue spec as JSON. `version` grows with every change of the row."""
+
+    __tablename__ = "provider_specs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # `api` (a provider no file defines) or `api-override` (it replaces a file's).
+    source: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(160))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProviderChange(Base):
+    """One change of a provider through the API: who (the API key's id and name, never the
+    key), when, what (`create`, `replace`, `patch`, `delete`), the spec before and after
+    and the changed field paths. Its highest id is the catalogue version processes poll."""
+
+    __tablename__ = "provider_changes"
+    __table_args__ = (Index("ix_provider_changes_provider_at", "provider", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[int | None] = mapped_column(Integer)
+    key_name: Mapped[str] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    diff: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 TABLES = Base.metadata.tables

@@ -1,7 +1,7 @@
 """The batched writer: the one path by which probe results and events reach the database.
 
 `Recorder.record()` only appends to an in-memory queue, so no probe or request ever waits
-for a commit (DESIGN.md §5). A background task writes the queue in batches, one multi-row
+for a commit (docs/operations.md). A background task writes the queue in batches, one multi-row
 INSERT per table in one transaction, when a batch fills or every flush interval.
 
 Failure policy, so rows are never lost silently:
@@ -9,8 +9,16 @@ Failure policy, so rows are never lost silently:
   reset): the batch is kept and retried with exponential backoff, in order;
 - a row itself is bad (constraint violation, naive datetime, value out of range): the batch
   is retried row by row, and the bad rows are logged and counted in `rejected`;
-- the queue is full: the newest row is refused and counted in `dropped` (and logged, once
-  per run of drops), so memory stays bounded while the database is down.
+- two queues, so nothing important waits behind bulk: request usage rows (`BULK_TABLES`)
+  have their own bounded queue and are written last; when it is full the newest usage row
+  is dropped and counted in `dropped`;
+- everything else (probe results, status changes, events, data) is never dropped while a
+  spill directory is set: past `max_queue` rows in memory, new rows are appended to a local
+  file (`spill.Spill`) and read back once the database answers; once it has taken a
+  batch from the file, new rows go to memory again and the two take turns, so a process
+  under steady load does not chase its own file. Without a spill directory rows past
+  `max_queue` are dropped and counted, as usage rows are.
+Memory stays bounded while the database is down and is handed back when the queues drain.
 """
 
 from __future__ import annotations
@@ -18,81 +26,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from apiwatch.domain import ProbeResult, StatusChange
+from apiwatch.dependencies import Dependency
+from apiwatch.storage.driver_insert import prepare
 from apiwatch.storage.models import TABLES
+from apiwatch.storage.recorder_rows import ROW_MAPPERS, Row, is_bad_row_error
+from apiwatch.storage.spill import Spill
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
-RowFunction = Callable[[Any], Row]
 
-
-def probe_result_row(result: ProbeResult) -> Row:
-    # The payload and headers are for collectors and budgets; they are never stored here.
-    return {
-        "provider": result.provider,
-        "endpoint": result.endpoint,
-        "outcome": str(result.outcome),
-        "status_code": result.status_code,
-        "latency_ms": result.latency_ms,
-        "reason": result.reason,
-        "attempt": result.attempt,
-        "final": result.final,
-        "key_label": result.key_label,
-        "response_bytes": result.response_bytes,
-        "started_at": result.started_at,
-    }
-
-
-def status_change_row(change: StatusChange) -> Row:
-    return {
-        "provider": change.provider,
-        "old_status": str(change.old),
-        "new_status": str(change.new),
-        "reason": change.reason,
-        "changed_at": change.at,
-    }
-
-
-# What the recorder knows how to store: a domain type -> (table, row function).
-# A new kind of record is one entry here.
-ROW_MAPPERS: dict[type, tuple[str, RowFunction]] = {
-    ProbeResult: ("connection_attempts", probe_result_row),
-    StatusChange: ("status_changes", status_change_row),
-}
-
+# Rows that may be dropped when memory is short: one per API request, many under load.
+BULK_TABLES = frozenset({"api_usage"})
+# Tables written through the driver's executemany (`driver_insert`): one row per API request
+# or per probe, thousands a second, where SQLAlchemy's per-row work is most of the cost.
+DRIVER_TABLES = BULK_TABLES | {"connection_attempts"}
 
 _COLUMNS: dict[str, frozenset[str]] = {
     name: frozenset(table.columns.keys()) for name, table in TABLES.items()
 }
-
-
-def _is_bad_row_error(error: BaseException) -> bool:
-    """True when retrying the same rows cannot succeed: the rows themselves are wrong."""
-    if isinstance(error, IntegrityError | DataError):
-        return True
-    # SQLSTATE class 22 (data exception, e.g. a NUL byte in text on PostgreSQL) is about
-    # the values, not the database's health: retrying the same rows would block forever.
-    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None) or getattr(
-        getattr(error, "orig", None), "pgcode", None
-    )
-    if isinstance(sqlstate, str) and sqlstate.startswith(("22", "54")):
-        # Class 54 (program limit exceeded, e.g. an index row over PostgreSQL's 2,704
-        # bytes) is about the row too.
-        return True
-    # A StatementError that is not a DBAPIError was raised before the database saw the
-    # statement, while binding a value (e.g. a naive datetime).
-    if isinstance(error, StatementError) and not isinstance(error, DBAPIError):
-        return True
-    return isinstance(error, TypeError | ValueError)
 
 
 class Recorder:
@@ -111,6 +71,8 @@ class Recorder:
         batch_size: int = 500,
         flush_interval_s: float = 0.1,
         max_queue: int = 100_000,
+        max_bulk: int | None = None,
+        spill_dir: Path | None = None,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
     ) -> None:
@@ -120,10 +82,21 @@ class Recorder:
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._max_queue = max_queue
+        self._max_bulk = max_queue if max_bulk is None else max_bulk
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
 
         self._queue: deque[tuple[str, Row]] = deque()
+        self._bulk: deque[tuple[str, Row]] = deque()
+        self.spill = Spill(spill_dir) if spill_dir is not None else None
+        # True from the first spilled row until the database takes rows again: new rows go
+        # to the file meanwhile. Once it does, new rows go to memory and the file drains in
+        # turns with them, so a process under steady load does not chase its own file.
+        self._spilling = False
+        self._file_turn = False  # while both wait: the next batch comes from the file
+        self._told_replayed = 0  # rows written back as of the last "written back" line
+        # Set when the in-flight batch came from the spill file: confirmed there once written.
+        self._spill_mark: tuple[Path, int, int] | None = None
         # The batch being written; kept here, not in a local, so a failed write loses nothing.
         self._inflight: list[tuple[str, Row]] = []
         self._lock = asyncio.Lock()
@@ -133,15 +106,24 @@ class Recorder:
         self._consecutive_failures = 0
         self._dropping = False
 
+        # Told of every write's fate; /healthz and alerting read it.
+        # Away only after 10 s of failures: SQLite's busy timeout alone is 5 s.
+        self.database = Dependency(
+            "database", fallback="results kept in memory, then on disk", grace_s=10.0
+        )
+
         self.written = 0
         self.batches = 0
         self.failures = 0
         self.dropped = 0
         self.rejected = 0
+        self.flush_seconds = 0.0  # time spent in the batches written (the metrics' sum)
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + len(self._inflight)
+        """Rows not yet written: in memory, in flight and spilled to disk."""
+        spilled = self.spill.pending if self.spill is not None else 0
+        return len(self._queue) + len(self._bulk) + len(self._inflight) + spilled
 
     # -- producing -------------------------------------------------------------------------
 
@@ -165,19 +147,44 @@ class Recorder:
                 "or pass a (table_name, row_dict) tuple"
             )
 
-        if self.pending >= self._max_queue:
-            self.dropped += 1
-            if not self._dropping:
-                self._dropping = True
-                log.error(
-                    "recorder queue full (%d rows); dropping new rows until it drains",
-                    self._max_queue,
-                )
-            return
+        if table in BULK_TABLES:
+            if len(self._bulk) >= self._max_bulk:
+                self._drop(table)
+                return
+            self._bulk.append((table, row))
+        elif self._spilling or len(self._queue) + len(self._inflight) >= self._max_queue:
+            if not self._to_spill(table, row):
+                self._drop(table)
+                return
+        else:
+            self._queue.append((table, row))
         self._dropping = False
-        self._queue.append((table, row))
-        if len(self._queue) >= self._batch_size:
+        if len(self._queue) + len(self._bulk) >= self._batch_size:
             self._wake.set()
+
+    def _to_spill(self, table: str, row: Row) -> bool:
+        if self.spill is None:
+            return False
+        if not self._spilling:
+            self._spilling = True
+            log.error(
+                "recorder memory queue full (%d rows); spilling new rows to %s until the "
+                "database takes them",
+                self._max_queue,
+                self.spill.path,
+            )
+        try:
+            self.spill.append(table, row)
+        except (OSError, TypeError, ValueError) as error:
+            log.error("recorder spill failed: %s", error)
+            return False
+        return True
+
+    def _drop(self, table: str) -> None:
+        self.dropped += 1
+        if not self._dropping:
+            self._dropping = True
+            log.error("recorder queue full; dropping new %s rows until it drains", table)
 
     @staticmethod
     def _check_row(table: str, row: Row) -> None:
@@ -192,9 +199,36 @@ class Recorder:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    async def replay_spilled(self, *, max_wait_s: float | None = 10.0) -> bool:
+        """Write the rows an earlier run spilled (to this directory) now, before anything
+        reads the database at start: statuses restored without them would be those of
+        before that run's last results. True when none are left on disk; False when the
+        database stayed unavailable for `max_wait_s` seconds (the background task writes
+        them once it answers, as it would have anyway)."""
+        if self.spill is None:
+            return True
+        left = self.spill.adopt_leftovers()
+        if left:
+            log.warning("recorder replays %d rows spilled by an earlier run", left)
+        if not self.spill.pending:
+            return True
+        done = await self.flush(max_wait_s=max_wait_s)
+        if not done:
+            log.error(
+                "recorder could not write %d spilled rows at start; they stay in %s",
+                self.spill.pending,
+                self.spill.directory,
+            )
+        return done
+
     async def start(self) -> None:
-        """Start the background flush task (idempotent)."""
+        """Start the background flush task (idempotent); rows spilled by an earlier run and
+        not written by `replay_spilled` are written by it first."""
         if self._task is None or self._task.done():
+            if self.spill is not None:
+                left = self.spill.adopt_leftovers()
+                if left:
+                    log.warning("recorder replays %d rows spilled by an earlier run", left)
             self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="apiwatch-recorder")
 
@@ -224,7 +258,22 @@ class Recorder:
             await self._task
             self._task = None
         if not await self.flush(max_wait_s=max_wait_s):
-            log.error("recorder stopped with %d rows not written", self.pending)
+            if self.spill is not None:
+                # What memory holds goes to disk, for the next start to write.
+                for table, row in [*self._inflight, *self._queue, *self._bulk]:
+                    self._spilling = True
+                    self.spill.append(table, row)
+                self._inflight, self._queue, self._bulk = [], deque(), deque()
+                log.error(
+                    "recorder stopped with the database away; %d rows kept in %s for the "
+                    "next start",
+                    self.spill.pending,
+                    self.spill.directory,
+                )
+            else:
+                log.error("recorder stopped with %d rows not written", self.pending)
+        if self.spill is not None:
+            self.spill.close()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -233,6 +282,8 @@ class Recorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
             self._wake.clear()
+            if self.spill is not None:
+                self.spill.sync()
             if self._stopping.is_set() or not self.pending:
                 continue
             async with self._lock:
@@ -256,13 +307,18 @@ class Recorder:
         loop = asyncio.get_running_loop()
         done = 0
         while self.pending and (limit is None or done < limit):
-            if not self._inflight:
-                count = min(self._batch_size, len(self._queue))
-                self._inflight = [self._queue.popleft() for _ in range(count)]
+            if not self._inflight and not self._next_batch():
+                break
             size = len(self._inflight)
             if await self._write_inflight():
                 done += size
                 self._consecutive_failures = 0
+                if self._spill_mark is not None and self.spill is not None:
+                    self.spill.done(self._spill_mark, size)
+                    self._spill_mark = None
+                    self._database_back()
+                    if not self.spill.pending:
+                        self._spilled_back()
                 continue
             self.failures += 1
             self._consecutive_failures += 1
@@ -272,14 +328,66 @@ class Recorder:
             await asyncio.sleep(delay)
         return True
 
+    def _next_batch(self) -> bool:
+        """The next batch in order of importance: memory, then the spill file (older than
+        anything queued after it), then usage rows; while memory and a file that is being
+        written back both hold rows, they take turns. False when there is nothing to write."""
+        from_file = (
+            self._file_turn and not self._spilling and self.spill is not None and self.spill.pending
+        )
+        self._file_turn = not self._file_turn
+        if self._queue and not from_file:
+            count = min(self._batch_size, len(self._queue))
+            self._inflight = [self._queue.popleft() for _ in range(count)]
+            if not self._queue:
+                self._queue = deque()  # hand the emptied deque's blocks back
+            return True
+        if self.spill is not None and (self._spilling or self.spill.pending):
+            entries, mark = self.spill.read(self._batch_size)
+            if entries:
+                self._inflight, self._spill_mark = entries, mark
+                return True
+            self._spilled_back()
+        if self._bulk:
+            count = min(self._batch_size, len(self._bulk))
+            self._inflight = [self._bulk.popleft() for _ in range(count)]
+            if not self._bulk:
+                self._bulk = deque()
+            return True
+        return False
+
+    def _database_back(self) -> None:
+        """A spilled batch was written: the database takes rows again, so new rows go to
+        memory from now on while the rest of the file is written back in turns with them."""
+        if self._spilling and self.spill is not None and self.spill.pending:
+            self._spilling = False
+            log.warning(
+                "recorder writes back %d spilled rows; new rows go to memory again",
+                self.spill.pending,
+            )
+
+    def _spilled_back(self) -> None:
+        """Everything on disk is written: new rows go to memory again."""
+        if self.spill is not None and (self._spilling or self.spill.replayed):
+            if self._spilling or self._told_replayed != self.spill.replayed:
+                log.warning(
+                    "recorder spill file written back (%d rows); memory queue in use again",
+                    self.spill.replayed,
+                )
+            self._told_replayed = self.spill.replayed
+            self._spilling = False
+
     async def _write_inflight(self) -> bool:
         """Write the in-flight batch in one transaction. True when it is done with."""
         batch = self._inflight
+        began = time.perf_counter()
         try:
             await self._insert(batch)
         except Exception as error:
-            if _is_bad_row_error(error):
+            if is_bad_row_error(error):
+                self.database.succeeded()
                 return await self._write_rows_one_by_one()
+            self.database.failed(error)
             log.warning(
                 "recorder write of %d rows failed (attempt %d), will retry: %s",
                 len(batch),
@@ -287,9 +395,11 @@ class Recorder:
                 error,
             )
             return False
+        self.database.succeeded()
         self._inflight = []
         self.written += len(batch)
         self.batches += 1
+        self.flush_seconds += time.perf_counter() - began
         return True
 
     async def _write_rows_one_by_one(self) -> bool:
@@ -299,7 +409,7 @@ class Recorder:
             try:
                 await self._insert([entry])
             except Exception as error:
-                if not _is_bad_row_error(error):
+                if not is_bad_row_error(error):
                     log.warning("recorder write failed, will retry: %s", error)
                     return False
                 self.rejected += 1
@@ -312,13 +422,30 @@ class Recorder:
 
     async def _insert(self, entries: Iterable[tuple[str, Row]]) -> None:
         # Rows are grouped per table and column set: an executemany needs the same keys in
-        # every row, and SQLAlchemy turns each group into multi-row INSERT statements.
-        groups: dict[tuple[str, frozenset[str]], list[Row]] = {}
+        # every row, and SQLAlchemy turns each group into multi-row INSERT statements. The
+        # keys in their order identify a group: cheaper per row than a frozenset, and rows
+        # built by one producer list them in one order.
+        groups: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
         for table, row in entries:
-            groups.setdefault((table, frozenset(row)), []).append(row)
+            signature = (table, tuple(row))
+            group = groups.get(signature)
+            if group is None:
+                groups[signature] = [row]
+            else:
+                group.append(row)
         async with self._sessionmaker() as session, session.begin():
             # Core execution on the session's connection: the ORM's bulk-insert path costs
             # about a third more per row, and this runs on the event loop that serves requests.
             connection = await session.connection()
-            for (table, _columns), rows in groups.items():
-                await connection.execute(insert(TABLES[table]), rows)
+            for (table, keys), rows in groups.items():
+                columns = frozenset(keys)
+                # Usage and probe rows skip SQLAlchemy's per-row work.
+                fast = (
+                    prepare(TABLES[table], columns, connection.dialect)
+                    if table in DRIVER_TABLES
+                    else None
+                )
+                if fast is not None:
+                    await fast.execute(connection, rows)
+                else:
+                    await connection.execute(insert(TABLES[table]), rows)

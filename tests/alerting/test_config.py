@@ -54,7 +54,9 @@ def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         tmp_path,
         "rules:\n  response_time:\n    warning_s: 0.5\n"
         "routes:\n  - match: {category: [news]}\n    channels: [mail]\n"
-        "channels:\n  mail: {kind: email, host: 127.0.0.1, port: 2525}\n",
+        # A complete channel: an incomplete one is refused at load (see below).
+        "channels:\n  mail: {kind: email, host: 127.0.0.1, port: 2525, from: a@b.test, "
+        "to: [c@d.test]}\n",
     )
     settings = load_alert_settings(user_path=path)
     assert settings.rules.response_time.warning_s == 0.5
@@ -62,7 +64,13 @@ def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
     assert settings.route(severity="warning", category="news", provider=None) == ["mail"]
     assert settings.route(severity="warning", category="market_data", provider=None) == []
     assert settings.channel_configs() == {
-        "mail": {"kind": "email", "host": "127.0.0.1", "port": 2525}
+        "mail": {
+            "kind": "email",
+            "host": "127.0.0.1",
+            "port": 2525,
+            "from": "a@b.test",
+            "to": ["c@d.test"],
+        }
     }
 
 
@@ -144,8 +152,16 @@ def test_public_view_masks_channel_secrets() -> None:
     settings = load_alert_settings(
         patch={
             "channels": {
-                "pd": {"kind": "pagerduty", "routing_key": "R0UT1NGKEY", "severity_map": "x"},
-                "mail": {"kind": "email", "password": "hunter2", "host": "127.0.0.1"},
+                # Complete channels: incomplete ones are refused at load.
+                "pd": {"kind": "pagerduty", "routing_key": "R0UT1NGKEY"},
+                "mail": {
+                    "kind": "email",
+                    "username": "ops",
+                    "password": "hunter2",
+                    "host": "127.0.0.1",
+                    "from": "a@b.test",
+                    "to": ["c@d.test"],
+                },
             }
         }
     )
@@ -159,3 +175,36 @@ def test_public_view_masks_channel_secrets() -> None:
 def test_missing_user_file_is_reported_as_such(tmp_path: Path) -> None:
     with pytest.raises(AlertConfigError, match=r"nope\.yaml: \(file\)"):
         load_alert_settings(user_path=tmp_path / "nope.yaml")
+
+
+def test_route_to_an_undefined_channel_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "channels:\n  pagerduty: {kind: pagerduty, routing_key: R0UT1NGKEY}\n"
+        "routes:\n  - match: {severity: [critical]}\n    channels: [pagerduty2]\n",
+    )
+    with pytest.raises(AlertConfigError) as caught:
+        load_alert_settings(user_path=path)
+    assert str(caught.value.problems[0]) == (
+        f"{path}:5: routes.0.channels.0: channel 'pagerduty2' is not defined under channels "
+        "(defined: pagerduty)"
+    )
+
+
+def test_packaged_routes_to_placeholder_channels_are_not_refused() -> None:
+    # The defaults route to `slack` and `pagerduty`, which nobody has defined yet.
+    assert load_alert_settings().undefined_channels() == ["pagerduty", "slack"]
+
+
+def test_channel_secret_errors_name_file_and_line_without_the_value(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "channels:\n  team:\n    kind: slack\n    url: 'hunter2-not-a-url'\n"
+        "  pager:\n    kind: pagerduty\n",
+    )
+    with pytest.raises(AlertConfigError) as caught:
+        load_alert_settings(user_path=path)
+    lines = [str(problem) for problem in caught.value.problems]
+    assert lines[0].startswith(f"{path}:4: channels.team: url: ")
+    assert lines[1].startswith(f"{path}:5: channels.pager: routing_key: Field required")
+    assert "hunter2" not in str(caught.value)

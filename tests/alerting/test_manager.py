@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -143,3 +144,35 @@ async def test_an_alert_firing_before_a_restart_resolves_when_its_condition_clea
     async with db_sessionmaker() as session:
         stored = await alert_repo.list_alerts(session, provider="binance")
     assert [(a["state"], a["resolved_at"] is not None) for a in stored] == [("resolved", True)]
+
+
+async def test_a_silence_ended_in_one_process_stops_muting_in_another(
+    db_sessionmaker, receiver: HttpReceiver
+) -> None:
+    # Two processes share the database; ending a silence keeps its row (the SLO's record of
+    # maintenance), so the other one must notice the earlier end, not only a missing row.
+    one, http_one = await start_manager(db_sessionmaker, receiver, receiver.url("/llm"), 1)
+    two, http_two = await start_manager(db_sessionmaker, receiver, receiver.url("/llm"), 1)
+    try:
+        now = utcnow()
+        silence = await one.create_silence(
+            matchers={"provider": "binance"},
+            starts_at=now,
+            ends_at=now + timedelta(hours=1),
+            created_by="ops",
+            comment="maintenance",
+        )
+        assert await two.sync_from_store() == 1
+        assert two.policy.silences.get(silence["id"]) is not None
+        assert await one.end_silence(silence["id"]) == "ended"
+        assert one.policy.silences.get(silence["id"]) is None
+        assert await two.sync_from_store() == 1
+        assert two.policy.silences.get(silence["id"]) is None
+        assert await two.sync_from_store() == 0  # the ended row is not picked up again
+        [listed] = await two.list_silences()
+        assert listed["active"] is False and listed["ends_at"] <= utcnow()
+        assert await two.end_silence(silence["id"]) == "already_ended"
+    finally:
+        for manager, http in ((one, http_one), (two, http_two)):
+            await manager.stop()
+            await http.close()

@@ -12,7 +12,7 @@ from apiwatch.alerting.policy import AlertPolicy, Decision
 from apiwatch.alerting.rules import RuleEngine
 from apiwatch.alerting.silences import Silence
 from apiwatch.domain import Outcome, ProbeResult, Severity
-from apiwatch.tracker import StatusTracker
+from apiwatch.runtime.live_status import StatusTracker
 
 T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
 R = DecisionReason

@@ -13,6 +13,7 @@ from apiwatch.analysis.freshness import (
     Freshness,
     age_s,
     judge,
+    judge_book,
 )
 from apiwatch.domain import Category
 
@@ -30,7 +31,9 @@ def test_default_ttls_follow_the_design_and_cover_every_category() -> None:
     assert DEFAULT_TTL_S["news"] == 3600
     assert DEFAULT_TTL_S["sentiment"] == 26 * 3600
     assert DEFAULT_TTL_S["onchain"] == 2 * 3600
-    assert set(DEFAULT_TTL_S) == {c.value for c in Category}
+    # Order books are items, not a category: seconds, not minutes.
+    assert DEFAULT_TTL_S["order_book"] == 10
+    assert set(DEFAULT_TTL_S) == {c.value for c in Category} | {"order_book"}
 
 
 @pytest.mark.parametrize(
@@ -85,3 +88,41 @@ def test_a_ttl_that_is_not_a_positive_number_is_a_programming_error(ttl: float) 
 
 def test_freshness_values_are_the_design_vocabulary() -> None:
     assert [f.value for f in Freshness] == ["fresh", "aging", "stale", "unknown"]
+
+
+# A book fetched at FETCHED, with a 10 s TTL and 66 s to its next collection (60 s + 6 s).
+FETCHED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("age_at_fetch", "since_fetch", "expected"),
+    [
+        (0.2, 0, Freshness.FRESH),
+        (0.2, 59, Freshness.FRESH),  # between two collections on time: fresh, not stale
+        (0.2, 75, Freshness.FRESH),  # 75.2 s ≤ 10 + 66
+        (0.2, 80, Freshness.AGING),  # the next collection is late
+        (0.2, 160, Freshness.STALE),  # collections stopped: 160.2 s > 2 x 76
+        (15, 0, Freshness.AGING),  # already 15 s old when fetched, whatever came after
+        (60, 1, Freshness.STALE),
+    ],
+)
+def test_a_book_is_judged_at_its_fetch_and_against_its_schedule_since(
+    age_at_fetch: float, since_fetch: float, expected: Freshness
+) -> None:
+    status = judge_book(
+        FETCHED - timedelta(seconds=age_at_fetch),
+        fetched_at=FETCHED,
+        now=FETCHED + timedelta(seconds=since_fetch),
+        ttl_s=10,
+        refresh_s=66,
+    )
+    assert status is expected
+
+
+def test_a_book_without_a_timestamp_is_unknown_and_a_negative_refresh_is_refused() -> None:
+    assert (
+        judge_book(None, fetched_at=FETCHED, now=FETCHED, ttl_s=10, refresh_s=66)
+        is Freshness.UNKNOWN
+    )
+    with pytest.raises(ValueError, match="refresh_s"):
+        judge_book(FETCHED, fetched_at=FETCHED, now=FETCHED, ttl_s=10, refresh_s=-1)

@@ -1,4 +1,5 @@
-"""Status derivation (DESIGN.md §3) and the tracker's state machine over time."""
+"""Status derivation (docs/concepts.md) and the tracker's state machine over time, hysteresis
+included."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from apiwatch.analysis.status import consecutive_failures, derive_status
 from apiwatch.domain import Outcome, ProbeResult, Status
-from apiwatch.tracker import StatusTracker
+from apiwatch.runtime.live_status import StatusTracker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -105,3 +106,38 @@ def test_restored_status_is_kept_until_new_evidence() -> None:
     assert tracker.state("p").status is Status.OFFLINE
     change = tracker.observe(results(OK)[0])
     assert change is not None and (change.old, change.new) == (Status.OFFLINE, Status.ONLINE)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "status"),
+    [
+        # Recovered from an outage: online after three good checks, not after the window.
+        ((OK,) * 10 + (ERR,) * 5 + (OK, OK), Status.DEGRADED),
+        ((OK,) * 10 + (ERR,) * 5 + (OK, OK, OK), Status.ONLINE),
+        # Rate limiting is trouble too, and is forgotten the same way.
+        ((OK,) * 15 + (RL, RL) + (OK, OK, OK), Status.ONLINE),
+        # Skipped results (breaker open, keys resting) neither count nor break the run.
+        ((ERR,) * 3 + (OK, SKIP, OK, SKIP, OK), Status.ONLINE),
+        # A slow answer is not a good check: the run starts again after it.
+        ((ERR,) * 3 + (OK, SLOW, OK, OK), Status.DEGRADED),
+        # New trouble after a recovery counts again, against the results since then.
+        ((ERR,) * 3 + (OK,) * 3 + (ERR, OK), Status.DEGRADED),
+    ],
+)
+def test_recovery_hysteresis(outcomes: tuple[Outcome, ...], status: Status) -> None:
+    assert derive_status(results(*outcomes))[0] is status
+
+
+def test_a_provider_that_fails_often_stays_degraded_between_failures() -> None:
+    # One failure in four: right after each failure the error rate keeps it degraded.
+    pattern = (ERR, OK, OK, OK) * 5
+    assert derive_status(results(*pattern[:-2]))[0] is Status.DEGRADED
+    assert derive_status(results(*pattern[:-1]))[0] is Status.DEGRADED
+
+
+def test_tracker_recovers_after_three_good_checks() -> None:
+    tracker = StatusTracker(["p"], clock=lambda: T0)
+    seen = [tracker.observe(r) for r in results(*(OK,) * 10, *(ERR,) * 5, OK, OK, OK)]
+    transitions = [(c.old, c.new) for c in seen if c is not None]
+    assert transitions[-2:] == [(Status.OFFLINE, Status.DEGRADED), (Status.DEGRADED, Status.ONLINE)]
+    assert seen[-1] is not None and seen[-1].reason == "healthy"

@@ -1,7 +1,8 @@
 """A separate process hammering one shared Redis budget, for the concurrency test.
 
 Run: python -m tests.budget.redis_worker '<json options>'. It connects, prints `ready`,
-waits for a line on stdin (so every worker starts at once), fires its acquires with many in
+waits for a line on stdin and, when given a barrier key, for every party to reach it in
+Redis (so every worker starts at once), fires its acquires with many in
 flight, and prints one JSON line: the weights it was allowed and the warnings it got.
 """
 
@@ -28,6 +29,12 @@ async def main(options: dict[str, Any]) -> None:
     await client.ping()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if barrier := options.get("barrier"):
+        # Stdin reaches the workers one after another; meeting in Redis lines their starts
+        # up to within a poll, so none can take the whole budget before another begins.
+        await client.incr(barrier)
+        while int(await client.get(barrier) or 0) < options["parties"]:
+            await asyncio.sleep(0.0005)
 
     rng = random.Random(options["seed"])
     weights = [rng.choice(options["weights"]) for _ in range(options["requests"])]

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apiwatch.budget.gate import BudgetGate, BudgetWarning, WindowUsage, forecast_exhaustion
+from apiwatch.budget.decisions import BudgetWarning, WindowUsage, forecast_exhaustion
+from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.headers import usage_from_headers
 from apiwatch.budget.stores import BudgetStore
 from tests.budget.conftest import T0, FakeClock
@@ -309,3 +310,24 @@ async def test_gate_defaults_to_the_memory_store_and_the_real_clock() -> None:
     gate = BudgetGate({"p": {"month": 1}})
     assert (await gate.acquire("p")).allowed
     assert not (await gate.acquire("p")).allowed
+
+
+async def test_a_full_window_announces_its_first_refusal_of_each_period(
+    store: BudgetStore, clock: FakeClock
+) -> None:
+    gate = gate_for(store, clock, {"p": {"second": 1, "minute": 3}})
+    decisions = []
+    for _ in range(5):
+        decisions.append(await gate.acquire("p"))
+        clock.advance(1.0)  # past the per-second window, which never announces
+    blocks = [d.blocked for d in decisions]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert blocks[:3] == [None, None, None] and blocks[4] is None
+    assert blocks[3] is not None
+    assert (blocks[3].window, blocks[3].used, blocks[3].limit) == ("minute", 3, 3)
+    assert blocks[3].reset_at == START + timedelta(minutes=1)
+    clock.advance(60.0)  # the next minute: a new period, a new announcement once full
+    for _ in range(4):
+        last = await gate.acquire("p")
+        clock.advance(1.0)
+    assert last.blocked is not None and last.blocked.reset_at == START + timedelta(minutes=2)

@@ -39,7 +39,7 @@ def test_binance_bare_used_weight_counts_as_minute_only_without_the_1m_header() 
     assert both == [UsageReport(window="minute", used=12)]
 
 
-def test_bybit_limit_and_remaining_become_used_of_limit_per_second() -> None:
+def test_bybit_limit_and_remaining_become_used_of_limit_per_second_of_the_endpoint() -> None:
     reset_ms = int((NOW + timedelta(seconds=3)).timestamp() * 1000)
     reports = parse(
         {
@@ -49,7 +49,13 @@ def test_bybit_limit_and_remaining_become_used_of_limit_per_second() -> None:
         }
     )
     assert reports == [
-        UsageReport(window="second", used=1, limit=100, reset_at=NOW + timedelta(seconds=3))
+        UsageReport(
+            window="second",
+            used=1,
+            limit=100,
+            reset_at=NOW + timedelta(seconds=3),
+            tier="endpoint",
+        )
     ]
 
 

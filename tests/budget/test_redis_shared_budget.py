@@ -79,15 +79,25 @@ async def test_two_processes_take_exactly_the_limit_together_and_warn_once(
     redis_client: Any, redis_prefix: str
 ) -> None:
     limits = {"binance": {"second": 1_000_000, "minute": 150}}
-    results = await run_workers(
-        [worker_options(redis_prefix, limits), worker_options(redis_prefix, limits)]
-    )
-    assert sum(r["allowed"] for r in results) == 150
-    assert sum(r["refused"] for r in results) == 800 - 150
-    assert all(r["allowed"] > 0 for r in results), results  # both really competed
-    assert await used_in_redis(redis_client, redis_prefix, limits, "minute") == 150
-    warnings = [w for r in results for w in r["warnings"]]
-    assert warnings == ["minute"]
+    competed = []
+    # The sums must hold in every run; that both processes got a share (they really
+    # competed) is asked of one run in three, since a loaded machine may still start one
+    # late enough for the other to take everything.
+    for attempt in range(3):
+        prefix = f"{redis_prefix}:run{attempt}"
+        barrier = {"barrier": f"{prefix}:barrier", "parties": 2}
+        results = await run_workers(
+            [worker_options(prefix, limits, **barrier), worker_options(prefix, limits, **barrier)]
+        )
+        assert sum(r["allowed"] for r in results) == 150
+        assert sum(r["refused"] for r in results) == 800 - 150
+        assert await used_in_redis(redis_client, prefix, limits, "minute") == 150
+        warnings = [w for r in results for w in r["warnings"]]
+        assert warnings == ["minute"]
+        competed.append([r["allowed"] for r in results])
+        if all(r["allowed"] > 0 for r in results):
+            break
+    assert all(competed[-1]), competed  # both really competed
 
 
 async def test_weighted_requests_from_two_processes_stay_within_the_limit_and_count_only_allowed(

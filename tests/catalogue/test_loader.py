@@ -14,6 +14,8 @@ EXPECTED = {
     "coinmarketcap": Category.MARKET_DATA,
     "cryptocompare": Category.MARKET_DATA,
     "binance": Category.MARKET_DATA,
+    "bybit": Category.MARKET_DATA,
+    "okx": Category.MARKET_DATA,
     "etherscan": Category.BLOCKCHAIN_EXPLORERS,
     "bscscan": Category.BLOCKCHAIN_EXPLORERS,
     "tronscan": Category.BLOCKCHAIN_EXPLORERS,
@@ -77,6 +79,22 @@ def test_user_directory_adds_providers_and_overrides_ours_by_id(tmp_path: Path) 
         (GOOD.replace("  path: /ping", "  path: ping"), 6, "health.path", "start with '/'"),
         (GOOD + "auth: {in: query, name: k, keys: [sk-live-123]}\n", 7, "auth", "environment"),
         (GOOD.replace("name: Acme\n", ""), 1, "name", "required field is missing"),
+        (GOOD + "rate_limits: {every: {0: 20}}\n", 7, "rate_limits.every", "1 to 10000000 seconds"),
+        (GOOD + "rate_limits: {every: {2: 0}}\n", 7, "rate_limits.every", "at least 1"),
+        (
+            GOOD + "  rate_limits: {every: {two: 20}}\n",
+            7,
+            "health.rate_limits.every.two",
+            "integer",
+        ),
+        (
+            GOOD + "book_checks: {min_history: 50, history: 20}\n",
+            7,
+            "book_checks",
+            "min_history cannot exceed history",
+        ),
+        (GOOD + "server_error_when:\n  - {json: $.code}\n", 8, "server_error_when.0", "equals"),
+        (GOOD + "locations: [eu, us east]\n", 7, "locations.1", "pattern"),
     ],
 )
 def test_bad_file_names_file_line_field_and_what_was_expected(

@@ -46,7 +46,9 @@ def payload(engine: ProbeEngine) -> Fetch:
 
     async def _payload(provider: str, endpoint: str) -> Any:
         [result] = await engine.probe(CATALOGUE.providers[provider], endpoint)
-        assert result.outcome is Outcome.OK, result.reason
+        # A good body that arrived late on a loaded machine is still the body under test.
+        assert result.outcome in (Outcome.OK, Outcome.SLOW), result.reason
+        assert result.payload is not None
         return result.payload
 
     return _payload

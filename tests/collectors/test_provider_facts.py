@@ -1,5 +1,6 @@
-"""Collectors against the example bodies in providers.md (the vendors' own shapes, types and
-units) and exact decimal arithmetic on what they return."""
+"""Collectors against example bodies taken from the vendors' own API docs (their shapes, types
+and units) and exact decimal arithmetic on what they return. The catalogue entries these
+collectors serve are in apiwatch/catalogue/; docs/providers.md describes the format."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def run(name: str, body: Any, category: str = "market_data") -> dict[str, DataPo
 
 
 def test_coingecko_example_float_price_is_the_decimal_the_provider_wrote() -> None:
-    # providers.md §1, the OAS SimplePrice example.
+    # The SimplePrice example from CoinGecko's OpenAPI spec: prices and volumes as JSON floats.
     body = {
         "bitcoin": {
             "usd": 67187.3358936566,
@@ -48,7 +49,7 @@ def test_coingecko_null_24h_change_is_left_out_not_rejected() -> None:
 
 
 def test_coinmarketcap_example_reads_quote_usd_and_its_iso_time() -> None:
-    # providers.md §2: the standardized response, quotes keyed by id.
+    # CoinMarketCap's documented standard response: a status object, quotes keyed by id.
     body = {
         "status": {"timestamp": "2019-08-16T14:17:17.209Z", "error_code": 0, "credit_count": 1},
         "data": {
@@ -81,7 +82,7 @@ def test_coinmarketcap_error_code_in_a_200_body_is_rejected() -> None:
 
 
 def test_cryptocompare_error_in_a_200_body_is_rejected() -> None:
-    # providers.md §3: the rate-limit body arrives with HTTP 200.
+    # CryptoCompare sends its rate-limit error in a body that arrives with HTTP 200.
     body = {"Response": "Error", "Message": "You are over your rate limit", "Type": 99, "Data": {}}
     with pytest.raises(CollectorError, match="Response is Error"):
         run("market.cryptocompare_pricemultifull", body)
@@ -113,7 +114,7 @@ def test_binance_single_symbol_object_is_accepted_like_a_list() -> None:
 
 
 def test_etherscan_ethprice_example_timestamp_is_unix_seconds_as_a_string() -> None:
-    # providers.md §7, docs ethprice.md.
+    # The example from Etherscan's ethprice docs: every value is a string.
     body = {
         "status": "1",
         "message": "OK",
@@ -172,7 +173,7 @@ def test_etherscan_notok_body_is_rejected_without_quoting_it(result: str) -> Non
 
 
 def test_fear_greed_example_value_timestamp_and_classification_are_strings() -> None:
-    # providers.md §12: value, timestamp and time_until_update are strings.
+    # Alternative.me's documented example: value, timestamp and time_until_update are strings.
     body = {
         "name": "Fear and Greed Index",
         "data": [
@@ -187,7 +188,8 @@ def test_fear_greed_example_value_timestamp_and_classification_are_strings() -> 
     }
     point = run("sentiment.fear_greed", body, "sentiment")["fear_greed"]
     assert point.value == 54 and point.text == "Neutral"
-    # providers.md calls 1713628800 "2024-04-20 00:00 UTC"; it is 16:00 UTC (midnight UTC+8).
+    # 1713628800 is easy to misread as "2024-04-20 00:00 UTC"; it is 16:00 UTC, which is
+    # midnight in UTC+8 (where the index rolls over).
     assert point.data_timestamp == datetime(2024, 4, 20, 16, tzinfo=UTC)
     assert point.values == {"classification": "Neutral", "time_until_update_s": 3600}
 
@@ -210,7 +212,7 @@ def test_fear_greed_metadata_error_is_rejected() -> None:
 
 
 def test_newsapi_example_article_and_removed_placeholders() -> None:
-    # providers.md §11 captured response, plus the placeholder NewsAPI leaves for
+    # A response in NewsAPI's documented shape, plus the placeholder NewsAPI leaves for
     # withdrawn articles.
     article = {
         "source": {"id": None, "name": "newsBTC"},
@@ -241,7 +243,7 @@ def test_newsapi_error_status_is_rejected() -> None:
 
 
 def test_cryptopanic_v1_example_uses_the_post_url_and_microsecond_time() -> None:
-    # providers.md §10: the v1 shape has no original_url; `currencies` not `instruments`.
+    # CryptoPanic's v1 post shape: no original_url, and `currencies` rather than `instruments`.
     post = {
         "kind": "news",
         "domain": "coinmarketcap.com",

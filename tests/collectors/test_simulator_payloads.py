@@ -24,7 +24,8 @@ DATA_ENDPOINTS = [
     if endpoint.collector
 ]
 MARKET = ["coingecko", "coinmarketcap", "cryptocompare", "binance"]
-ENDPOINT_OF = {pid: name for pid, name in DATA_ENDPOINTS}
+# A provider's first data endpoint (Binance's ticker, not its order book).
+ENDPOINT_OF = {pid: name for pid, name in reversed(DATA_ENDPOINTS)}
 
 
 def run(provider: str, endpoint: str, body: Any) -> list[DataPoint]:

@@ -3,10 +3,22 @@ the in-memory store the middleware reads."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
+import time
 
-from apiwatch.inbound import ApiKeyRecord, MemoryKeyStore, generate_key, hash_key, key_prefix
+import pytest
+
+from apiwatch.inbound import (
+    ApiKeyRecord,
+    KeyLookupUnavailable,
+    MemoryKeyStore,
+    generate_key,
+    hash_key,
+    key_prefix,
+)
 
 
 def record(key_id: int, *, active: bool = True) -> ApiKeyRecord:
@@ -50,3 +62,76 @@ def test_store_add_remove_and_replace_all() -> None:
     assert store.get("h2") is None
     assert store.get("h3") == record(3, active=False)
     assert len(store) == 1
+
+
+class Database:
+    """A resolver standing in for the database: answers from `rows`, or hangs (never
+    answers) or fails while told to; counts the queries it was asked."""
+
+    def __init__(self, rows: dict[str, ApiKeyRecord]) -> None:
+        self.rows = rows
+        self.queries = 0
+        self.hung = False
+        self.down = False
+
+    async def __call__(self, key_hash: str) -> ApiKeyRecord | None:
+        self.queries += 1
+        if self.hung:
+            await asyncio.Event().wait()
+        if self.down:
+            raise ConnectionRefusedError("database down")
+        return self.rows.get(key_hash)
+
+
+async def test_a_hung_resolver_costs_at_most_the_lookup_timeout() -> None:
+    now = [0.0]
+    database = Database({"known": record(1)})
+    store = MemoryKeyStore(
+        resolver=database, recheck_s=1.0, lookup_timeout_s=0.2, clock=lambda: now[0]
+    )
+    assert await store.lookup("known") == record(1)
+    database.hung = True
+    now[0] += 1.5  # the known key is due for a re-check
+    started = time.monotonic()
+    assert await store.lookup("known") == record(1)  # kept working
+    assert 0.15 < time.monotonic() - started < 1.0
+    with pytest.raises(KeyLookupUnavailable):  # within a second of the failure: no query
+        await store.lookup("new")
+    assert database.queries == 2
+    now[0] += 1.5
+    started = time.monotonic()
+    with pytest.raises(KeyLookupUnavailable):  # unknown and unanswerable: not a miss
+        await store.lookup("new")
+    assert time.monotonic() - started < 1.0
+    assert database.queries == 3
+
+    database.hung, database.down = False, True
+    now[0] += 1.5
+    with pytest.raises(KeyLookupUnavailable):
+        await store.lookup("new")
+    database.down = False
+    database.rows["new"] = record(2)
+    now[0] += 1.5
+    assert await store.lookup("new") == record(2)  # the database answers again
+    assert await store.lookup("wrong") is None
+
+
+async def test_a_failing_resolver_is_logged_once_a_minute_not_per_lookup(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    database = Database({})
+    database.down = True
+    store = MemoryKeyStore(resolver=database, recheck_s=1.0, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="apiwatch.inbound.keys")
+    for _ in range(90):  # a lookup a second for a minute and a half, the database away
+        with pytest.raises(KeyLookupUnavailable):
+            await store.lookup("unknown")
+        now[0] += 1.0
+    ours = [r for r in caplog.records if "api_key_lookup_failed" in r.getMessage()]
+    lines = [r.getMessage() for r in ours]
+    assert database.queries == 90
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("api_key_lookup_failed (1 times")
+    assert lines[1].startswith("api_key_lookup_failed (60 times")
+    assert all(not r.exc_info for r in ours)  # no traceback below DEBUG

@@ -5,6 +5,7 @@ key, usage records with route templates, failed-auth throttling, public read."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC
 from typing import Any
@@ -278,9 +279,12 @@ async def test_repeated_failed_keys_from_one_address_are_throttled(serve: ServeF
     assert blocked.json() == {
         "detail": "Too many failed API key attempts from this address. Try again in 50 seconds"
     }
-    # Even a valid key is not checked from that address now, so a lucky guess tells nothing.
+    # A valid key from the same address (a shared proxy, a NAT) is still served: the throttle
+    # slows guessing and must never lock good clients out; the guesser stays refused.
     async with api.client(READ_KEY) as same_address:
-        assert (await same_address.get("/api/products")).status_code == 429
+        assert (await same_address.get("/api/products")).status_code == 200
+    async with api.client("aw_guess") as guesser:
+        assert (await guesser.get("/api/products")).status_code == 429
     # Another address is not affected.
     other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
     async with api.client(READ_KEY, transport=other) as elsewhere:
@@ -370,6 +374,67 @@ async def test_with_fail_open_off_the_limiter_storage_down_refuses_with_503(
     assert response.json() == {"detail": "Rate limiter unavailable"}
 
 
+async def test_with_the_shared_limiter_away_the_log_says_so_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A dead Redis under steady traffic, two minutes by the clock: one line when it goes,
+    then one a minute with what was served without it and the failed retries (one a
+    second) that were not logged one by one; failed keys are still counted, locally."""
+    statuses: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    clock = FakeClock(NOON)
+    shared = InboundLimiter(f"redis://127.0.0.1:{closed_port()}/0", clock=clock)
+    fallback = InboundLimiter(clock=clock, defaults=(1000, 10_000, 100_000))
+    middleware = ApiKeyMiddleware(
+        app,
+        keys=MemoryKeyStore(keys()),
+        limiter=shared,
+        fallback=fallback,
+        record=lambda usage: None,
+        failed_auth_per_minute=3,
+        clock=clock,
+    )
+
+    def scope(key: str) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/products",
+            "headers": [(b"x-api-key", key.encode())],
+            "client": ("127.0.0.1", 5000),
+        }
+
+    caplog.set_level(logging.INFO, logger="apiwatch")
+    try:
+        for _ in range(241):  # one request every half second, 0 to 120 s
+            await middleware(scope(READ_KEY), receive, send)
+            clock.advance(0.5)
+        for _ in range(4):
+            await middleware(scope("aw_guess"), receive, send)
+    finally:
+        await shared.close()
+        await fallback.close()
+    assert statuses == [200] * 241 + [401, 401, 401, 429]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("apiwatch")]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("inbound limiter storage unavailable: ConnectionError")
+    # At 60 s: requests 1 to 120 served without it; retries at 1, 2, … 60 s failed.
+    assert "still unavailable" in lines[1]
+    assert "120 operations served without it; 60 failed retries since the last line" in lines[1]
+    assert "240 operations served without it; 60 failed retries since the last line" in lines[2]
+
+
 # -- other ways of mounting -----------------------------------------------------------------
 
 
@@ -398,23 +463,50 @@ async def test_websocket_handshakes_need_a_key_too() -> None:
     @app.websocket("/api/stream")
     async def stream(socket: WebSocket) -> None:
         await socket.accept()
-        await socket.send_text(json.dumps({"key": socket.state.api_key.name}))
+        seen = {
+            "query": socket.scope["query_string"].decode(),
+            "offered": socket.scope["subprotocols"],
+        }
+        await socket.send_text(json.dumps({"key": socket.state.api_key.name, **seen}))
         await socket.close()
 
     limiter = InboundLimiter(clock=FakeClock(NOON))
-    guard(app, limiter=limiter, keys=keys())
+    guarded = guard(app, limiter=limiter, keys=keys())
     try:
         async with serving(app) as url:
             ws_url = url.replace("http://", "ws://") + "/api/stream"
-            with pytest.raises(websockets.InvalidStatus) as refused:
-                async with websockets.connect(ws_url):
-                    pass
+            async with websockets.connect(ws_url) as ws:
+                with pytest.raises(websockets.ConnectionClosed):
+                    await ws.recv()
+                refused = (ws.close_code, ws.close_reason)
+            async with websockets.connect(f"{ws_url}?api_key={INACTIVE_KEY}") as ws:
+                with pytest.raises(websockets.ConnectionClosed):
+                    await ws.recv()
+                inactive = ws.close_code
             async with websockets.connect(ws_url, additional_headers={"X-API-Key": READ_KEY}) as ws:
-                greeting = json.loads(await ws.recv())
+                by_header = json.loads(await ws.recv())
+            async with websockets.connect(f"{ws_url}?a=1&api_key={READ_KEY}") as ws:
+                by_query = json.loads(await ws.recv())
+            async with websockets.connect(ws_url, subprotocols=["v1", f"apikey.{READ_KEY}"]) as ws:
+                by_protocol = json.loads(await ws.recv())
     finally:
         await limiter.close()
-    assert refused.value.response.status_code == 403
-    assert greeting == {"key": "reader"}
+    assert (refused, inactive) == ((4401, "Missing API key"), 4403)
+    # Refused handshakes are recorded like refused requests (and so counted by reason);
+    # the accepted ones are not usage of the request kind.
+    refusals = [
+        (r.route, r.method, r.status, r.key_id, r.authorized, r.refusal)
+        for r in guarded.records
+        if not r.authorized
+    ]
+    assert refusals == [
+        ("/api/stream", "GET", 401, None, False, "missing_key"),
+        ("/api/stream", "GET", 403, 3, False, "inactive_key"),
+    ]
+    assert by_header == {"key": "reader", "query": "", "offered": []}
+    # The app never sees the key, wherever it came from.
+    assert by_query == {"key": "reader", "query": "a=1", "offered": []}
+    assert by_protocol == {"key": "reader", "query": "", "offered": ["v1"]}
 
 
 async def test_the_record_is_made_once_after_the_response_is_sent() -> None:

@@ -6,6 +6,7 @@ scenario for: echoes of the request, NUL bytes, lone surrogates, deep nesting, r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 
@@ -201,3 +202,130 @@ async def test_retry_after_on_one_key_rotates_to_the_backup_instead_of_blocking(
     assert (first.outcome, first.retry_after_s) == (Outcome.RATE_LIMITED, 30.0)
     assert second.outcome is Outcome.OK
     assert second.key_label is not None and second.key_label.startswith("COINMARKETCAP_KEY_2=")
+
+
+# -- protocol violations after the status line, from a raw socket ---------------------------
+
+Reply = list[bytes | float]  # bytes to send, or seconds to wait before the next part
+
+
+@pytest.fixture
+async def raw_upstream() -> AsyncIterator[tuple[str, list[Reply]]]:
+    """(base URL, replies): a plain asyncio socket server on 127.0.0.1 that answers each
+    request, on any connection, with the next reply, sent byte for byte as given; no HTTP
+    library in between to tidy what it sends. A connection stays open for the next
+    request until a reply ends with b"" (then it is closed)."""
+    replies: list[Reply] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while replies:
+                await reader.readuntil(b"\r\n\r\n")
+                reply = replies.pop(0)
+                for part in reply:
+                    if isinstance(part, float):
+                        await asyncio.sleep(part)
+                    else:
+                        writer.write(part)
+                        await writer.drain()
+                if reply and reply[-1] == b"":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", replies
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+CHUNKED_200 = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "says"),
+    [
+        ([CHUNKED_200 + b"ZZZ\r\n{}\r\n0\r\n\r\n", b""], 200, "chunk size"),
+        # The first chunk is fine; the next packet breaks the chunking.
+        ([CHUNKED_200 + b"2\r\n{}\r\n", 0.2, b"ZZZ\r\nxx\r\n0\r\n\r\n", b""], 200, "chunk size"),
+        (
+            [
+                b"HTTP/1.1 503 Service Unavailable\r\nBad Header Without Colon\r\n"
+                b"Content-Length: 2\r\n\r\n{}",
+                b"",
+            ],
+            503,
+            "header",
+        ),
+        (
+            [
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 2\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                b"",
+            ],
+            502,
+            "Transfer-Encoding",
+        ),
+        # A status line without a reason phrase.
+        ([b"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n", b""], 200, "chunk size"),
+    ],
+    ids=[
+        "200-broken-chunk",
+        "200-broken-later-chunk",
+        "503-bad-header",
+        "502-cl-and-te",
+        "200-bare",
+    ],
+)
+async def test_a_protocol_violation_keeps_the_status_the_upstream_sent(
+    raw_upstream, migrated_db_url: str, reply: Reply, status: int, says: str
+) -> None:
+    base, replies = raw_upstream
+    replies.append(reply)
+    [result] = await probe(base, "binance")
+    assert result.outcome is Outcome.INVALID_PAYLOAD, result
+    assert "malformed HTTP response" in result.reason and says in result.reason
+    assert result.status_code == status
+    # Told at once: a broken later packet used to leave the body waiting for the timeout.
+    assert result.latency_ms < 2000, result.latency_ms
+    engine = create_engine(migrated_db_url)
+    try:
+        recorder = Recorder(create_sessionmaker(engine), flush_interval_s=0.01)
+        await recorder.start()
+        recorder.record(result)
+        await recorder.stop()
+        async with create_sessionmaker(engine)() as session:
+            rows, _ = await attempts.list_attempts(session, provider="binance", limit=1)
+        assert (rows[0]["status_code"], rows[0]["outcome"]) == (status, "invalid_payload")
+    finally:
+        await engine.dispose()
+
+
+async def test_a_reused_connection_never_lends_the_last_status_to_the_next_response(
+    raw_upstream,
+) -> None:
+    base, replies = raw_upstream
+    replies += [
+        [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"],
+        [b"HTTP/1.1 503 Service Unavailable\r\nNo Colon Here\r\n\r\n", b""],
+    ]
+    spec = CATALOGUE.providers["binance"]
+    keys = {"binance": KeyPool("binance", [Key(name, KEY) for name in spec.auth.keys])}
+    async with create_session() as http:
+        engine = ProbeEngine(session=http, keys=keys, upstream_override=base)
+        [ok] = await engine.probe(spec, "health")
+        [broken] = await engine.probe(spec, "health")  # on the same kept-alive connection
+        replies.append([b"SPLAT/9 what is this\r\n\r\n", b""])
+        [garbage] = await engine.probe(spec, "health")
+    assert (ok.outcome, ok.status_code) == (Outcome.OK, 200)
+    assert (broken.outcome, broken.status_code) == (Outcome.INVALID_PAYLOAD, 503)
+    # No status line at all: no status, rather than the one before.
+    assert garbage.outcome is Outcome.INVALID_PAYLOAD
+    assert garbage.status_code is None

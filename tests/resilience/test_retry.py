@@ -1,4 +1,4 @@
-"""Retry delays for every outcome class (DESIGN.md §3) and their attempt limits."""
+"""Retry delays for every outcome class (docs/concepts.md) and their attempt limits."""
 
 from __future__ import annotations
 

@@ -157,6 +157,9 @@ def test_scenario_names_are_the_documented_set() -> None:
     assert set(SCENARIO_NAMES) == {
         "healthy", "slow", "flaky", "down", "timeout", "reset", "rate_limited",
         "auth_failure", "garbage", "html_error", "stale", "oversized", "divergent",
+        "crossed_book", "frozen_book", "thin_book", "wide_spread", "locked_book",
+        "one_sided_book", "non_positive_book", "duplicate_level_book", "unordered_book",
+        "rewound_book", "unreadable_book", "ticker_outside", "error_code",
     }  # fmt: skip
 
 
@@ -168,12 +171,17 @@ def test_scenario_names_are_the_documented_set() -> None:
         (
             "etherscan=rate_limited",
             "etherscan",
-            Scenario("rate_limited", {"retry_after": 60, "ban_after": 3, "ban_s": 120}),
+            Scenario(
+                "rate_limited",
+                {"retry_after": 60, "ban_after": 3, "ban_s": 120, "http_status": 0},
+            ),
         ),
         (
             "binance=rate_limited:ban_after=2,ban_s=30",
             "binance",
-            Scenario("rate_limited", {"retry_after": 60, "ban_after": 2, "ban_s": 30}),
+            Scenario(
+                "rate_limited", {"retry_after": 60, "ban_after": 2, "ban_s": 30, "http_status": 0}
+            ),
         ),
         ("newsapi=flaky:p=0.25", "newsapi", Scenario("flaky", {"p": 0.25})),
         (" tronscan = html_error ", "tronscan", Scenario("html_error", {"status": 0})),

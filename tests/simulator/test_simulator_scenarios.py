@@ -65,6 +65,16 @@ RATE_LIMITED: dict[str, tuple[int, Callable[[Answer], bool]]] = {
     "thegraph": (429, lambda a: "Too many requests" in a.json()["errors"][0]["message"]),
     "blockchair": (429, lambda a: a.json()["context"]["code"] == 429),
     "glassnode": (429, lambda a: "Retry-After" in a.headers),
+    # Bybit's per-UID limit: a business code inside HTTP 200, with the endpoint spent.
+    "bybit": (
+        200,
+        lambda a: (
+            a.json()["retCode"] == 10006
+            and a.json()["retMsg"] == "Too many visits!"
+            and a.headers["X-Bapi-Limit-Status"] == "0"
+        ),
+    ),
+    "okx": (429, lambda a: a.json() == {"msg": "Too Many Requests", "code": "50011"}),
 }
 
 AUTH_FAILURE: dict[str, tuple[int, Callable[[Answer], bool]]] = {
@@ -88,6 +98,8 @@ AUTH_FAILURE: dict[str, tuple[int, Callable[[Answer], bool]]] = {
     "thegraph": (401, lambda a: "auth error" in a.json()["errors"][0]["message"]),
     "blockchair": (403, lambda a: "key" in a.json()["context"]["error"]),
     "glassnode": (401, lambda a: True),
+    "bybit": (401, lambda a: a.json()["retCode"] == 10003),
+    "okx": (401, lambda a: a.json()["code"] == "50111"),
 }
 
 

@@ -18,9 +18,19 @@ SCRIPT = (
 )
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def _ignore_sigint() -> None:
+    # As in a job started in the background by a shell (`cmd &`, CI runners): SIGINT is
+    # inherited as ignored, and Python then installs no KeyboardInterrupt handler of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "inherit_ignored_sigint"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["SIGINT", "SIGINT-inherited-as-ignored", "SIGTERM"],
+)
 async def test_run_simulator_prints_its_url_serves_and_exits_cleanly_on_signal(
-    stop_signal: signal.Signals,
+    stop_signal: signal.Signals, inherit_ignored_sigint: bool
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -28,6 +38,7 @@ async def test_run_simulator_prints_its_url_serves_and_exits_cleanly_on_signal(
         SCRIPT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_ignore_sigint if inherit_ignored_sigint else None,
     )
     try:
         assert process.stdout is not None

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import StatementError
 
-from apiwatch.storage.db import create_engine, normalize_url
+from apiwatch.storage.db import create_engine, normalize_url, pool_options
 from apiwatch.storage.models import Provider
 
 
@@ -71,3 +71,17 @@ async def test_naive_datetime_is_refused_rather_than_guessed(db_engine):
                 insert(Provider.__table__),
                 [{"id": "p", "name": "P", "category": "", "base_url": "", "updated_at": naive}],
             )
+
+
+async def test_pool_sizes_apply_to_postgresql_and_leave_sqlite_alone(
+    postgres_server_url: str, tmp_path
+) -> None:
+    assert pool_options(f"sqlite+aiosqlite:///{tmp_path}/x.db", 7, 3) == {}
+    engine = create_engine(postgres_server_url, **pool_options(postgres_server_url, 7, 3))
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.exec_driver_sql("SELECT 1")).scalar_one() == 1
+        assert engine.pool.size() == 7
+        assert engine.pool._max_overflow == 3  # the pool has no public reader of it
+    finally:
+        await engine.dispose()

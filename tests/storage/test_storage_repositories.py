@@ -9,7 +9,7 @@ from sqlalchemy import insert
 
 from apiwatch.domain import Outcome, ProbeResult, Status, StatusChange
 from apiwatch.storage.models import TABLES
-from apiwatch.storage.recorder import probe_result_row, status_change_row
+from apiwatch.storage.recorder_rows import probe_result_row, status_change_row
 from apiwatch.storage.repositories import attempts, providers, status_changes
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -3,6 +3,7 @@ against real databases (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -38,6 +39,19 @@ async def test_seeding_schedules_keeps_user_edits(db_sessionmaker):
     assert len(again) == 2
     assert next(r for r in again if r["provider"] == "binance")["interval_s"] == 30
     assert next(r for r in again if r["provider"] == "newsapi")["interval_s"] == 1080.0
+
+
+async def test_processes_seeding_at_once_insert_each_schedule_once(db_sessionmaker):
+    # Several workers start together on one database: before ON CONFLICT DO NOTHING, each
+    # read "no rows" and all but one died on the unique constraint.
+    async def seed() -> None:
+        async with db_sessionmaker() as session:
+            await schedule_repo.seed_schedules(session, defaults=DEFAULTS)
+
+    await asyncio.gather(*(seed() for _ in range(4)))
+    async with db_sessionmaker() as session:
+        rows = await schedule_repo.list_schedules(session)
+    assert sorted(r["provider"] for r in rows) == ["binance", "newsapi"]
 
 
 async def test_update_of_unknown_schedule_returns_none(db_sessionmaker):
@@ -199,7 +213,28 @@ async def test_alerts_silences_and_overrides_round_trip(db_sessionmaker):
             silence["id"]
         ]
         assert await alert_repo.list_silences(session, active_at=at(61)) == []
-        assert await alert_repo.delete_silence(session, silence_id=silence["id"]) is True
+        # Ending a silence keeps its row (the record of maintenance) with the earlier end.
+        ended = await alert_repo.end_silence(session, silence_id=silence["id"], at=at(30))
+        assert ended == "ended"
+        assert await alert_repo.list_silences(session, active_at=at(30)) == []
+        [kept] = await alert_repo.list_silences(session)
+        assert kept["ends_at"] == at(30) and kept["starts_at"] == at(0)
+        again = await alert_repo.end_silence(session, silence_id=silence["id"], at=at(40))
+        assert again == "already_ended"
+        planned = await alert_repo.create_silence(
+            session,
+            row={
+                "matchers": {"provider": "kraken"},
+                "starts_at": at(90),
+                "ends_at": at(120),
+                "created_by": "ops",
+                "comment": "",
+            },
+        )
+        cancelled = await alert_repo.end_silence(session, silence_id=planned["id"], at=at(40))
+        assert cancelled == "cancelled"
+        assert [s["id"] for s in await alert_repo.list_silences(session)] == [silence["id"]]
+        assert await alert_repo.end_silence(session, silence_id=9999, at=at(40)) == "missing"
         await alert_repo.save_override(session, name="alerts", value={"dedup_window_s": 60})
         await alert_repo.save_override(session, name="alerts", value={"dedup_window_s": 90})
         assert await alert_repo.load_override(session, name="alerts") == {"dedup_window_s": 90}

@@ -1,5 +1,5 @@
 """What every notification channel is: a name, a kind, and `send`, which either delivers or
-raises a `DeliveryError` that says whether trying again could help (DESIGN.md §10).
+raises a `DeliveryError` that says whether trying again could help (docs/alerting.md).
 
 Also the rules shared by the HTTP channels: which status codes are worth a retry, and how a
 server's Retry-After is read.

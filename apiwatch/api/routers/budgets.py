@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from apiwatch.api.contract import StrictBody, errors
 from apiwatch.api.deps import RuntimeDep, known_provider
 
 router = APIRouter(prefix="/api", tags=["budgets"])
@@ -15,6 +16,10 @@ router = APIRouter(prefix="/api", tags=["budgets"])
 
 class WindowOut(BaseModel):
     provider: str
+    # The budget tier: `ip` (shared by every endpoint and key), `endpoint` or `key`; `scope`
+    # names the endpoint or the key's environment variable ("" for the ip tier).
+    tier: Literal["ip", "endpoint", "key"]
+    scope: str
     window: str
     limit: int
     used: int
@@ -30,7 +35,12 @@ class BudgetsOut(BaseModel):
     blocked_until: dict[str, datetime]
 
 
-@router.get("/rate-limits", response_model=BudgetsOut, summary="Every provider's budget windows")
+@router.get(
+    "/rate-limits",
+    response_model=BudgetsOut,
+    summary="Every provider's budget windows, per tier (ip, endpoint, key)",
+    responses=errors(404, 503),
+)
 async def rate_limits(runtime: RuntimeDep, provider: str | None = None) -> dict[str, Any]:
     guard = runtime.engine.guard
     if guard is None:
@@ -41,7 +51,11 @@ async def rate_limits(runtime: RuntimeDep, provider: str | None = None) -> dict[
     return {"windows": windows, "blocked_until": blocked}
 
 
-@router.get("/config/keys", summary="Every configured provider key, masked, with its status")
+@router.get(
+    "/config/keys",
+    summary="Every configured provider key, masked, with its status",
+    responses=errors(503),
+)
 async def keys(runtime: RuntimeDep) -> list[dict[str, Any]]:
     guard = runtime.engine.guard
     if guard is None:
@@ -49,14 +63,16 @@ async def keys(runtime: RuntimeDep) -> list[dict[str, Any]]:
     return [status for pool in guard.keys.values() for status in pool.statuses()]
 
 
-class KeyTestIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyTestIn(StrictBody):
     provider: str | None = None
     env_name: str | None = None
 
 
-@router.post("/config/keys/test", summary="Test one key or all: one cheap request each")
+@router.post(
+    "/config/keys/test",
+    summary="Test one key or all: one cheap request each",
+    responses=errors(**{"404": "Unknown provider, or no configured key of that name"}),
+)
 async def test_keys(runtime: RuntimeDep, body: KeyTestIn | None = None) -> list[dict[str, Any]]:
     body = body or KeyTestIn()
     if body.provider is not None:

@@ -1,6 +1,6 @@
 """Chart data: `GET /api/charts/health-history` (requests, success rate and latency
 percentiles per provider over time) and `GET /api/charts/compliance` (schedule compliance
-per category over time).
+per category, or per provider's schedule, over time).
 
 Both read hourly roll-ups plus the live current hour (`storage.repositories.charts`), so a
 response costs the same with a thousand raw rows or ten million.
@@ -10,35 +10,53 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from apiwatch.analysis.rollups import LADDER
+from apiwatch.api.contract import errors
 from apiwatch.api.deps import RuntimeDep, SessionDep, known_provider
 from apiwatch.domain import Category, utcnow
 from apiwatch.storage.repositories import charts as chart_repo
-from apiwatch.storage.repositories.rollups import floor_to
+from apiwatch.storage.repositories.raw_summary import floor_to
 
 router = APIRouter(prefix="/api/charts", tags=["charts"])
 
 MAX_RANGE = timedelta(days=90)
-_SPAN = re.compile(r"(\d{1,4})([hd])")
+# 1h to 2160h, or 1d to 90d: stated in the schema, so a span it allows is never refused.
+SPAN_PATTERN = (
+    r"^0*([1-9][0-9]{0,2}|1[0-9]{3}|20[0-9]{2}|21[0-5][0-9]|2160)h$"
+    r"|^0*([1-9]|[1-8][0-9]|90)d$"
+)
+SPAN_HELP = "a number of hours or days, 1h to 90d (2160h), such as 24h or 7d"
+_SPAN = re.compile(r"([0-9]+)([hd])")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1)}
 
 
 def parse_span(value: str, name: str) -> timedelta:
-    """`24h`, `7d`… → timedelta; a 422 saying what is accepted otherwise."""
-    match = _SPAN.fullmatch(value.strip())
-    if match is None:
-        raise HTTPException(
-            422, f"{name} must be a number of hours or days such as 24h or 7d, got {value!r}"
-        )
-    span = int(match.group(1)) * _UNITS[match.group(2)]
-    if span <= timedelta(0) or span > MAX_RANGE:
-        raise HTTPException(422, f"{name} must be between 1h and 90d, got {value!r}")
+    """`24h`, `7d`… → timedelta; otherwise a 422 (in the shape of every 422) saying what is
+    accepted. The same rule as SPAN_PATTERN, which the schema states."""
+    match = _SPAN.fullmatch(value)
+    span = int(match.group(1)) * _UNITS[match.group(2)] if match else None
+    if span is None or span <= timedelta(0) or span > MAX_RANGE:
+        what = "between 1h and 90d" if match else "a number of hours or days such as 24h or 7d"
+        error = {"loc": ("query", name), "msg": f"{name} must be {what}", "type": "value_error"}
+        raise RequestValidationError([error])
     return span
+
+
+def span_query(name: str, default: str, description: str = SPAN_HELP) -> Any:
+    """A span in the query: the pattern is stated in the schema, checked by `parse_span`
+    (whose message says what is accepted, which a pattern mismatch would not)."""
+    return Query(
+        default=default,
+        alias=name,
+        description=description,
+        json_schema_extra={"pattern": SPAN_PATTERN},
+    )
 
 
 class HealthPoint(BaseModel):
@@ -77,6 +95,8 @@ class CompliancePoint(BaseModel):
 
 class ComplianceSeries(BaseModel):
     category: str
+    # Set when the request named providers: then one series per provider (and category).
+    provider: str | None = None
     points: list[CompliancePoint]
 
 
@@ -99,17 +119,19 @@ def _bucket_starts(start: datetime, end: datetime, step: timedelta) -> list[date
     "/health-history",
     response_model=HealthHistory,
     summary="Per provider over time: requests, success rate, latency p50/p95",
+    description="400 when the bucket is longer than the range.",
+    responses=errors(400, 404),
 )
 async def health_history(
     runtime: RuntimeDep,
     session: SessionDep,
-    range_: Annotated[str, Query(alias="range", description="e.g. 24h, 7d; at most 90d")] = "24h",
-    bucket: Annotated[str, Query(description="e.g. 1h, 6h, 1d; whole hours")] = "1h",
+    range_: str = span_query("range", "24h"),
+    bucket: str = span_query("bucket", "1h", f"{SPAN_HELP}; at most the range"),
     provider: Annotated[list[str] | None, Query(description="repeat for several")] = None,
 ) -> HealthHistory:
     span, step = parse_span(range_, "range"), parse_span(bucket, "bucket")
     if step > span:
-        raise HTTPException(422, f"bucket ({bucket}) must not be longer than range ({range_})")
+        raise HTTPException(400, f"bucket ({bucket}) must not be longer than range ({range_})")
     for provider_id in provider or []:
         known_provider(runtime, provider_id)
     end = utcnow()
@@ -135,24 +157,40 @@ async def health_history(
 @router.get(
     "/compliance",
     response_model=ComplianceHistory,
-    summary="Schedule compliance % per category per hour or day",
+    summary="Schedule compliance % per category (or per provider) per hour or day",
+    description="With `provider`, one series per named provider's schedule (each with its "
+    "`provider` and `category`) instead of one per category; 404 for an unknown provider.",
+    responses=errors(404),
 )
 async def compliance(
+    runtime: RuntimeDep,
     session: SessionDep,
-    range_: Annotated[str, Query(alias="range", description="e.g. 24h, 7d; at most 90d")] = "7d",
+    range_: str = span_query("range", "7d"),
     bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
     category: Annotated[list[Category] | None, Query(description="repeat for several")] = None,
+    provider: Annotated[
+        list[str] | None, Query(description="one series per provider; repeat for several")
+    ] = None,
 ) -> ComplianceHistory:
     span = parse_span(range_, "range")
+    specs = [known_provider(runtime, provider_id) for provider_id in provider or []]
     end = utcnow()
     start = end - span
     categories = None if category is None else [c.value for c in category]
     points = await chart_repo.compliance(
-        session, start=start, end=end, bucket=bucket, categories=categories
+        session, start=start, end=end, bucket=bucket, categories=categories, providers=provider
     )
-    series: dict[str, list[CompliancePoint]] = {c: [] for c in categories or []}
+    series: dict[tuple[str, str | None], list[CompliancePoint]] = {}
+    if provider is None:
+        series = {(c, None): [] for c in categories or []}
+    else:  # a named provider with no planned run still gets its (empty) series
+        series = {
+            (spec.category.value, spec.id): []
+            for spec in specs
+            if categories is None or spec.category.value in categories
+        }
     for point in points:
-        series.setdefault(point["category"], []).append(
+        series.setdefault((point["category"], point.get("provider")), []).append(
             CompliancePoint(t=point["bucket_start"], **point)
         )
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
@@ -162,5 +200,10 @@ async def compliance(
         start=start,
         end=end,
         buckets=_bucket_starts(start, end, step),
-        series=[ComplianceSeries(category=c, points=pts) for c, pts in sorted(series.items())],
+        series=[
+            ComplianceSeries(category=c, provider=p, points=pts)
+            for (c, p), pts in sorted(
+                series.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
+        ],
     )

@@ -1,5 +1,6 @@
 """Collected data: `GET /api/data/latest` (latest values, consensus, divergence),
-`GET /api/freshness` and `GET /api/categories` (per category: providers, online, latency,
+`GET /api/data/books` (the latest order book per exchange and the integrity checks'
+verdicts), `GET /api/freshness` and `GET /api/categories` (per category: providers, online, latency,
 freshness, compliance)."""
 
 from __future__ import annotations
@@ -59,6 +60,25 @@ async def latest(
         if item is None or name == item
     }
     return {"points": points, "consensus": consensus}
+
+
+@router.get("/data/books", summary="Latest order book per exchange, with its checks' verdicts")
+async def books(
+    runtime: RuntimeDep,
+    provider: str | None = Query(default=None, max_length=64),
+    item: str | None = Query(default=None, max_length=64),
+) -> dict[str, Any]:
+    """Best bid and ask, mid, spread (bps), depth within ±1 % of the mid (quote notional),
+    the book's age and update id, and per check `ok`, `failed` or `not_judged` (with what
+    failed in `failed`). Exact decimals travel as strings."""
+    rows = [
+        row
+        for row in runtime.collection.books_view()
+        if (provider is None or row["provider"] == provider)
+        and (item is None or row["item"] == item)
+    ]
+    failing = sorted({row["provider"] for row in rows if row["failed"]})
+    return {"books": rows, "failing": failing}
 
 
 @router.get("/freshness", summary="Per provider and item: data time, age, TTL and status")

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from apiwatch.api.deps import RuntimeDep, SessionDep, as_utc, known_provider
+from apiwatch.api.contract import errors
+from apiwatch.api.deps import Moment, RuntimeDep, SessionDep, as_utc, known_provider
 from apiwatch.domain import Outcome
 from apiwatch.storage.repositories import attempts
 
@@ -24,8 +25,13 @@ class AttemptOut(BaseModel):
     latency_ms: float | None
     reason: str
     attempt: int
+    # False for an attempt retried at once within the same check; status and uptime judge
+    # only final attempts.
+    final: bool
     key_label: str | None
     started_at: datetime
+    # Where the worker that probed stands (APIWATCH_LOCATION); "" without locations.
+    location: str = ""
 
 
 class LogPage(BaseModel):
@@ -35,20 +41,26 @@ class LogPage(BaseModel):
     offset: int
 
 
-@router.get("/logs", response_model=LogPage, summary="Connection attempts, newest first")
+@router.get(
+    "/logs",
+    response_model=LogPage,
+    summary="Connection attempts, newest first",
+    description="400 when `since` is after `until`; 404 for an unknown provider.",
+    responses=errors(400, 404),
+)
 async def get_logs(
     runtime: RuntimeDep,
     session: SessionDep,
     provider: str | None = None,
     outcome: Outcome | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> LogPage:
     if provider is not None:
         known_provider(runtime, provider)
-    since, until = as_utc(since, "since"), as_utc(until, "until")
+    since, until = as_utc(since), as_utc(until)
     if since and until and since > until:
         raise HTTPException(400, "since must not be after until")
     rows, total = await attempts.list_attempts(

@@ -9,8 +9,9 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from apiwatch.api.contract import StrictBody, body_schema, errors
 from apiwatch.api.deps import RuntimeDep, SessionDep, known_provider
 from apiwatch.domain import Category, utcnow
 from apiwatch.storage.repositories import schedules as schedule_repo
@@ -62,21 +63,27 @@ async def list_schedules(runtime: RuntimeDep, session: SessionDep) -> dict[str, 
     return {"schedules": out, "health_interval_s": runtime.settings.health_interval_s}
 
 
-class ScheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ScheduleIn(StrictBody):
+    # Either field or both; neither may be null.
+    model_config = ConfigDict(json_schema_extra=body_schema(min_properties=1))
 
     # At least a second, at most a week: beyond either a schedule is a mistake.
-    interval_s: float | None = Field(default=None, ge=1, le=7 * 86400)
-    enabled: bool | None = None
+    interval_s: float = Field(default=None, ge=1, le=7 * 86400)
+    enabled: bool = Field(default=None)
 
     @model_validator(mode="after")
     def _something(self) -> ScheduleIn:
-        if self.interval_s is None and self.enabled is None:
+        if not self.model_fields_set:
             raise ValueError("give interval_s and/or enabled")
         return self
 
 
-@router.put("/{schedule_id}", summary="Change a schedule's interval or enable/disable it")
+@router.put(
+    "/{schedule_id:int}",
+    summary="Change a schedule's interval or enable/disable it",
+    description="409 when the interval is faster than the provider's rate limits allow.",
+    responses=errors(404, 409),
+)
 async def update_schedule(
     schedule_id: int, body: ScheduleIn, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -87,17 +94,16 @@ async def update_schedule(
             schedule_id, interval_s=body.interval_s, enabled=body.enabled
         )
     except ValueError as error:
-        raise HTTPException(422, str(error)) from error
+        # Well-formed, but the provider's limits cannot take it: a conflict with its budget.
+        raise HTTPException(409, str(error)) from error
     if row is None:
         raise HTTPException(404, f"no schedule with id {schedule_id}; see GET /api/schedule")
     return row
 
 
-class TriggerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TriggerIn(StrictBody):
     provider: str | None = None
-    category: Category | None = None
+    category: Category | None = Field(default=None, strict=False)
     scope: Literal["health", "all"] = "health"
     # Run the data collection (collectors, freshness, consensus) instead of health checks.
     collect: bool = False
@@ -105,6 +111,8 @@ class TriggerIn(BaseModel):
 
 @router.post(
     "/trigger",
+    responses=errors(**{"404": "Unknown provider, or no enabled provider in the category"})
+    | errors(**{"409": "The provider is disabled"}),
     summary="Run health checks or data collection now (all enabled providers, a category, "
     "or one provider)",
 )

@@ -1,6 +1,6 @@
 """The interface every budget store implements, and the values it exchanges with the gate.
 
-A store keeps, per provider and window period, the used figure (counted or reported), a
+A store keeps, per provider, tier scope and window period, the used figure (counted or reported), a
 reported limit and reset time if the provider gave them, and whether the 80 % warning of
 that period has gone out; plus, per provider, a "blocked until" moment (`Retry-After`).
 It decides nothing about clocks or catalogues: the gate passes the periods, the limits and
@@ -20,13 +20,16 @@ class Slot:
 
     The gate passes every window, configured or not, because a provider may report a limit
     for a window the catalogue does not name (Bybit's per-second limit); such a window is
-    enforced for the period the report covers.
+    enforced for the period the report covers. `scope` names the budget tier the window
+    belongs to: "" for the provider-wide (IP) tier, `endpoint:<name>` or `key:<env name>`.
+    One acquire passes the slots of every tier, so a request is counted in all or none.
     """
 
     window: str
     start: float
     end: float
     limit: int
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +39,14 @@ class Crossing:
     window: str
     used: int
     limit: int
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class AcquireResult:
     allowed: bool
     refused_by: str | None = None  # the window that is full; None when allowed or blocked
+    refused_scope: str = ""  # the tier scope of that window
     blocked_until: float | None = None  # set when a Retry-After block refused the request
     crossings: tuple[Crossing, ...] = ()
 

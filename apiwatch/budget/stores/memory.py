@@ -2,7 +2,7 @@
 
 Each method runs without awaiting anything, so on one event loop check-then-increment is
 atomic without a lock. Only the current period of each window is kept: a new period
-replaces the old one, so memory stays at (providers x windows) entries.
+replaces the old one, so memory stays at (providers x tier scopes x windows) entries.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ class MemoryBudgetStore:
     """Budget counters in a dict; not shared between processes."""
 
     def __init__(self) -> None:
-        self._periods: dict[tuple[str, str], _PeriodState] = {}
+        self._periods: dict[tuple[str, str, str], _PeriodState] = {}
         self._blocked: dict[str, float] = {}
 
     def _get(self, provider: str, slot: Slot) -> _PeriodState | None:
-        state = self._periods.get((provider, slot.window))
+        state = self._periods.get((provider, slot.scope, slot.window))
         if state is not None and state.start == slot.start:
             return state
         return None
@@ -40,7 +40,7 @@ class MemoryBudgetStore:
         state = self._get(provider, slot)
         if state is None:
             state = _PeriodState(start=slot.start)
-            self._periods[(provider, slot.window)] = state
+            self._periods[(provider, slot.scope, slot.window)] = state
         return state
 
     async def acquire(
@@ -61,11 +61,13 @@ class MemoryBudgetStore:
             state.limit if state is not None and state.limit is not None else slot.limit
             for slot, state in zip(slots, states, strict=True)
         ]
-        refused_by: str | None = None
+        refused: Slot | None = None
         for slot, state, limit in zip(slots, states, limits, strict=True):
             used = state.used if state is not None else 0
-            if limit > 0 and used + weight > limit:
-                refused_by = slot.window  # the last (longest) full window: the longest wait
+            full = limit > 0 and used + weight > limit
+            if full and (refused is None or slot.end >= refused.end):
+                refused = slot  # the full window that ends last: the longest wait
+        refused_by = None if refused is None else refused.window
 
         if refused_by is None:
             for index, (slot, limit) in enumerate(zip(slots, limits, strict=True)):
@@ -80,9 +82,12 @@ class MemoryBudgetStore:
                 continue
             if state.used >= warn_at * limit:
                 state.warned = True
-                crossings.append(Crossing(slot.window, state.used, limit))
+                crossings.append(Crossing(slot.window, state.used, limit, slot.scope))
         return AcquireResult(
-            allowed=refused_by is None, refused_by=refused_by, crossings=tuple(crossings)
+            allowed=refused is None,
+            refused_by=refused_by,
+            refused_scope="" if refused is None else refused.scope,
+            crossings=tuple(crossings),
         )
 
     async def report(
@@ -103,6 +108,11 @@ class MemoryBudgetStore:
         if reset_at is not None:
             state.reset_at = reset_at
         return state.used
+
+    def restore(self, provider: str, slot: Slot, used: int) -> None:
+        """Start this period at `used` (a restart's stored figure); counted, not reported."""
+        state = self._get_or_create(provider, slot)
+        state.used = max(state.used, used)
 
     async def block_until(self, provider: str, until: float, *, now: float) -> float:
         current = self._blocked.get(provider)

@@ -2,7 +2,9 @@
 
 Check-every-window-then-increment runs as one Lua script, which Redis executes without
 interleaving any other command, so two processes can never both take a window's last slot.
-Keys (`{prefix}{provider}:{window}:{period start}` hashes, `{prefix}{provider}:blocked`)
+Keys (`{prefix}{provider}:{window}:{period start}` hashes for the provider-wide tier,
+`{prefix}{provider}:{scope}:{window}:{period start}` for an endpoint or key tier,
+`{prefix}{provider}:blocked`)
 expire shortly after their period or block ends, so nothing needs sweeping. The provider
 is a hash tag, so one provider's keys share a Redis Cluster slot, as a script requires.
 
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 _GRACE_MS = 1000
 
 # KEYS[1]: the provider's block key; KEYS[2..]: one hash per window period.
-# ARGV: now, weight, warn_at, then per window its catalogue limit (0: none) and TTL in ms.
+# ARGV: now, weight, warn_at, then per window its catalogue limit (0: none) and TTL in ms,
+# then per window its period end (to report the full window that ends last).
 # Returns {allowed, index of the full window or 0, block-until or '', {index, used, limit}…}.
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
@@ -43,7 +46,11 @@ for i = 1, n do
   local h = redis.call('HMGET', KEYS[i + 1], 'used', 'limit')
   used[i] = tonumber(h[1]) or 0
   limits[i] = tonumber(h[2]) or tonumber(ARGV[2 + 2 * i])
-  if limits[i] > 0 and used[i] + weight > limits[i] then refused = i end
+  if limits[i] > 0 and used[i] + weight > limits[i] then
+    if refused == 0 or tonumber(ARGV[3 + 2 * n + i]) >= tonumber(ARGV[3 + 2 * n + refused]) then
+      refused = i
+    end
+  end
 end
 if refused == 0 then
   for i = 1, n do
@@ -115,7 +122,8 @@ class RedisBudgetStore:
         self._block = redis_client.register_script(_BLOCK)
 
     def _key(self, provider: str, slot: Slot) -> str:
-        return f"{self._prefix}{{{provider}}}:{slot.window}:{int(slot.start)}"
+        scope = f"{slot.scope}:" if slot.scope else ""
+        return f"{self._prefix}{{{provider}}}:{scope}{slot.window}:{int(slot.start)}"
 
     def _block_key(self, provider: str) -> str:
         return f"{self._prefix}{{{provider}}}:blocked"
@@ -133,15 +141,23 @@ class RedisBudgetStore:
         args: list[Any] = [repr(now), weight, repr(warn_at)]
         for slot in slots:
             args += [slot.limit, _ttl_ms(slot.end, now)]
+        args += [repr(slot.end) for slot in slots]
         allowed, refused, blocked, flat = await self._acquire(keys=keys, args=args)
         crossings = tuple(
-            Crossing(slots[int(flat[i]) - 1].window, int(flat[i + 1]), int(flat[i + 2]))
+            Crossing(
+                slots[int(flat[i]) - 1].window,
+                int(flat[i + 1]),
+                int(flat[i + 2]),
+                slots[int(flat[i]) - 1].scope,
+            )
             for i in range(0, len(flat), 3)
         )
         blocked_text = _text(blocked)
+        refused_slot = slots[int(refused) - 1] if int(refused) else None
         return AcquireResult(
             allowed=bool(int(allowed)),
-            refused_by=slots[int(refused) - 1].window if int(refused) else None,
+            refused_by=refused_slot.window if refused_slot else None,
+            refused_scope=refused_slot.scope if refused_slot else "",
             blocked_until=float(blocked_text) if blocked_text else None,
             crossings=crossings,
         )

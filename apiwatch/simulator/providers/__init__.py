@@ -10,6 +10,7 @@ from apiwatch.simulator.providers.aggregators import CoinMarketCap, CryptoCompar
 from apiwatch.simulator.providers.base import Ctx, Provider, Reply
 from apiwatch.simulator.providers.binance import Binance
 from apiwatch.simulator.providers.coingecko import CoinGecko
+from apiwatch.simulator.providers.exchanges import OKX, Bybit
 from apiwatch.simulator.providers.explorers import EtherscanV2, TronScan
 from apiwatch.simulator.providers.news import AlternativeMe, CryptoPanic, NewsAPI
 from apiwatch.simulator.providers.onchain import Blockchair, Glassnode, TheGraph
@@ -19,6 +20,8 @@ REGISTRY: dict[str, type[Provider]] = {
     "coinmarketcap": CoinMarketCap,
     "cryptocompare": CryptoCompare,
     "binance": Binance,
+    "bybit": Bybit,
+    "okx": OKX,
     "etherscan": EtherscanV2,
     "bscscan": EtherscanV2,
     "tronscan": TronScan,

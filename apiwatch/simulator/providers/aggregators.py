@@ -1,6 +1,6 @@
-"""Price aggregators CoinMarketCap and CryptoCompare, with their real response shapes,
-headers and error bodies (providers.md §2-3). Both report an error inside the body as well
-as (CMC) or instead of (CryptoCompare, always HTTP 200) the status code.
+"""Price aggregators CoinMarketCap and CryptoCompare, with the response shapes, headers and
+error bodies their public API docs describe. Both report an error inside the body as well as
+(CMC) or instead of (CryptoCompare, always HTTP 200) the status code.
 """
 
 from __future__ import annotations

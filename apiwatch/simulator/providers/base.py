@@ -155,6 +155,11 @@ class Provider:
     def server_error(self, ctx: Ctx, status: int) -> Reply:
         return Reply(status, {"error": reason(status)})
 
+    def error_code(self, ctx: Ctx, code: int) -> Reply:
+        """A business error code inside a 200, for the venues that send them; a provider
+        without such codes answers a plain 500."""
+        return self.server_error(ctx, 500)
+
     def html_error(self, ctx: Ctx, status: int | None) -> Reply:
         status = status or 502
         return Reply(status, text=status_page(status, self.gateway_footer), content_type=HTML)

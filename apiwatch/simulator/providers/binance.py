@@ -1,5 +1,6 @@
 """Binance spot REST v3: request weights with a real per-minute used-weight counter reported
-in `X-MBX-USED-WEIGHT-1M`, and the 429 → 418 ban escalation (providers.md §4).
+in `X-MBX-USED-WEIGHT-1M`, the order book (`/depth`, weight by `limit`), and the 429 → 418
+ban escalation.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from apiwatch.simulator.books import BookMaker, levels, ticker_last
 from apiwatch.simulator.market import ASSETS
 from apiwatch.simulator.providers.base import Ctx, Provider, Reply
 
@@ -26,11 +28,19 @@ class Binance(Provider):
         "/api/v3/time": "server_time",
         "/api/v3/ticker/24hr": "ticker_24hr",
         "/api/v3/ticker/price": "ticker_price",
+        "/api/v3/depth": "depth",
     }
     key_sources = (("header", "X-MBX-APIKEY", ""),)
     server = "nginx"
 
+    def __init__(self, provider_id: str, *, key_required: bool | None = None) -> None:
+        super().__init__(provider_id, key_required=key_required)
+        self.books = BookMaker()
+
     def weight(self, ctx: Ctx) -> int:
+        if ctx.path == "/api/v3/depth":
+            limit = ctx.int_arg("limit", 100, low=1, high=5000)
+            return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
         if ctx.path in ("/api/v3/ticker/24hr", "/api/v3/ticker/price"):
             count = self._symbol_count(ctx)
             if ctx.path.endswith("price"):
@@ -100,7 +110,7 @@ class Binance(Provider):
             "priceChangePercent": f"{asset.change_24h_pct:.3f}",
             "weightedAvgPrice": _num((last + open_) / 2),
             "prevClosePrice": _num(open_),
-            "lastPrice": _num(last),
+            "lastPrice": _num(ticker_last(last, ctx.scenario)),
             "lastQty": "0.00150000",
             "bidPrice": _num(last * 0.99999),
             "bidQty": "2.41035000",
@@ -132,6 +142,30 @@ class Binance(Provider):
             return requested
         rows = [{"symbol": s, "price": _num(self._price(ctx, s))} for s in requested or SYMBOLS]
         return Reply(200, rows[0] if ctx.arg("symbol") else rows)
+
+    def depth(self, ctx: Ctx) -> Reply:
+        symbol = (ctx.arg("symbol") or "").upper()
+        if not symbol:
+            return Reply(
+                400,
+                {
+                    "code": -1102,
+                    "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or "
+                    "malformed.",
+                },
+            )
+        if symbol not in SYMBOLS:
+            return _invalid_symbol()
+        limit = ctx.int_arg("limit", 100, low=1, high=5000)
+        book = self.books.make(ctx.view, ctx.scenario, depth=limit, mid=self._price(ctx, symbol))
+        return Reply(
+            200,
+            {
+                "lastUpdateId": book.update_id,
+                "bids": levels(book.bids, price_places=8, size_places=8),
+                "asks": levels(book.asks, price_places=8, size_places=8),
+            },
+        )
 
     def not_found(self, ctx: Ctx) -> Reply:
         return Reply(

@@ -1,5 +1,5 @@
 """CoinGecko v3 (public/Demo): `/ping`, `/simple/price`, `/key`, with its JSON errors and the
-Cloudflare HTML page it sometimes sends instead (providers.md §1).
+Cloudflare HTML page it sometimes sends instead of JSON.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Block explorers: Etherscan API V2 (also serving BscScan as chainid 56) and TronScan
-(providers.md §7-9).
+"""Block explorers: Etherscan API V2 (also serving BscScan as chainid 56) and TronScan,
+with the response shapes their public API docs give.
 
 Etherscan answers everything, errors and rate limits included, with HTTP 200 and
 `{"status": "0", "message": "NOTOK", "result": "<reason>"}`. A key starting with `free`

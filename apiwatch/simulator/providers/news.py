@@ -1,5 +1,5 @@
-"""News and sentiment: NewsAPI, CryptoPanic and the Alternative.me Fear & Greed index
-(providers.md §10-12).
+"""News and sentiment: NewsAPI, CryptoPanic and the Alternative.me Fear & Greed index,
+with the response shapes their public API docs give.
 
 Article times are spread back from "now" so the newest item is minutes old, the way a busy
 crypto feed looks; the `stale` scenario shifts them all.

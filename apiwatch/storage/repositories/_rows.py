@@ -20,6 +20,27 @@ def columns(table: Table) -> list[Any]:
     return list(table.columns)
 
 
+def _dialect_insert(session: AsyncSession, table: Table) -> Any:
+    """An INSERT that knows ON CONFLICT: both dialects have the same shape, only the import
+    differs."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return pg_insert(table)
+    if dialect == "sqlite":
+        return sqlite_insert(table)
+    raise NotImplementedError(f"upsert does not support {dialect}")
+
+
+async def insert_missing(
+    session: AsyncSession, *, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """INSERT … ON CONFLICT (keys) DO NOTHING, then commit: rows already there stay as they
+    are, and processes seeding the same rows at once do not collide."""
+    statement = _dialect_insert(session, table).on_conflict_do_nothing(index_elements=keys)
+    await session.execute(statement, rows)
+    await session.commit()
+
+
 async def upsert(
     session: AsyncSession,
     *,
@@ -28,15 +49,8 @@ async def upsert(
     key: str,
     updatable: Sequence[str],
 ) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE, then commit. Both dialects have the same shape;
-    only the import differs."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = pg_insert(table)
-    elif dialect == "sqlite":
-        statement = sqlite_insert(table)
-    else:
-        raise NotImplementedError(f"upsert does not support {dialect}")
+    """INSERT … ON CONFLICT (key) DO UPDATE, then commit."""
+    statement = _dialect_insert(session, table)
     statement = statement.on_conflict_do_update(
         index_elements=[key], set_={name: statement.excluded[name] for name in updatable}
     )

@@ -8,7 +8,7 @@ grouping happen before a row changes).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,10 +112,28 @@ async def list_silences(
     return [row_dict(row) for row in await session.execute(query)]
 
 
-async def delete_silence(session: AsyncSession, *, silence_id: int) -> bool:
-    result = await session.execute(_S.delete().where(_S.c.id == silence_id))
+SilenceEnd = Literal["ended", "cancelled", "already_ended", "missing"]
+
+
+async def end_silence(session: AsyncSession, *, silence_id: int, at: datetime) -> SilenceEnd:
+    """End a silence at `at`. The row stays, with `ends_at` moved to `at`: silences are the
+    record of maintenance, and the SLO figures exclude the time they covered, so deleting
+    one would rewrite past uptime and budgets. A silence that has not started yet covered
+    no time and is deleted ("cancelled"); one that has already ended is left as it is."""
+    ended = await session.execute(
+        _S.update()
+        .where(_S.c.id == silence_id, _S.c.starts_at <= at, _S.c.ends_at > at)
+        .values(ends_at=at)
+    )
+    if ended.rowcount:
+        await session.commit()
+        return "ended"
+    cancelled = await session.execute(_S.delete().where(_S.c.id == silence_id, _S.c.starts_at > at))
     await session.commit()
-    return bool(result.rowcount)
+    if cancelled.rowcount:
+        return "cancelled"
+    found = (await session.execute(select(_S.c.id).where(_S.c.id == silence_id))).first()
+    return "missing" if found is None else "already_ended"
 
 
 async def load_override(session: AsyncSession, *, name: str) -> dict[str, Any] | None:

@@ -63,6 +63,12 @@ async def get_key(session: AsyncSession, *, key_id: int) -> dict[str, Any] | Non
     return None if row is None else dict(row._mapping)
 
 
+async def get_by_hash(session: AsyncSession, *, key_hash: str) -> dict[str, Any] | None:
+    """One key with its hash, for a lookup the in-memory store missed."""
+    row = (await session.execute(select(*_T.columns).where(_C.key_hash == key_hash))).first()
+    return None if row is None else dict(row._mapping)
+
+
 async def list_keys(session: AsyncSession) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in await session.execute(select(*_PUBLIC).order_by(_C.id))]
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apiwatch.domain import FAILURE_OUTCOMES, Outcome
+from apiwatch.domain import FAILURE_OUTCOMES, Outcome, ProbeResult
 from apiwatch.storage.models import ConnectionAttempt
 from apiwatch.storage.repositories._rows import columns, row_dict
+from apiwatch.storage.repositories.raw_summary import parse_truncated, truncated
 
 _T = ConnectionAttempt.__table__
 _C = _T.c
 
 SUCCESS_OUTCOMES = (Outcome.OK.value, Outcome.SLOW.value)
-# What the failure views count: the failures of DESIGN §3, plus rate limiting, which is not
-# a failure for status but is one for anyone asking "why didn't we get data".
+# What the failure views count: the failure outcomes (docs/concepts.md), plus rate limiting,
+# which is not a failure for status but is one for anyone asking "why didn't we get data".
 FAILING_OUTCOMES = tuple(sorted(o.value for o in (*FAILURE_OUTCOMES, Outcome.RATE_LIMITED)))
 
 # Only the final attempt of each check counts: an at-once retry is part of the same check.
@@ -152,3 +153,81 @@ async def failure_summary(
 async def last_check_time(session: AsyncSession) -> datetime | None:
     """When the newest attempt (of any outcome, skipped included) started; None if none."""
     return await session.scalar(select(func.max(_C.started_at)))
+
+
+async def sent_since(
+    session: AsyncSession, *, since: datetime
+) -> dict[tuple[str, str, str | None], int]:
+    """Requests sent (every attempt but the skipped) per (provider, endpoint, key label)
+    since `since`: what a restarted process counts against its budgets' current periods."""
+    rows = await session.execute(
+        select(_C.provider, _C.endpoint, _C.key_label, func.count())
+        .where(_C.started_at >= since, _C.outcome != Outcome.SKIPPED.value)
+        .group_by(_C.provider, _C.endpoint, _C.key_label)
+    )
+    return {(provider, endpoint, label): int(count) for provider, endpoint, label, count in rows}
+
+
+async def outcome_counts(
+    session: AsyncSession, *, provider: str, since: datetime, unit: Literal["hour", "day"]
+) -> list[dict[str, Any]]:
+    """Checks (final attempts, skipped left out) of one provider per hour or day and
+    outcome since `since`: {bucket_start, outcome, count}, oldest first. One provider's rows
+    by the (provider, started_at) index: a month of them is thousands, not millions."""
+    slot = truncated(_C.started_at, session.get_bind().dialect.name, unit).label("slot")
+    result = await session.execute(
+        select(slot, _C.outcome, func.count())
+        .where(
+            _C.provider == provider,
+            _C.started_at >= since,
+            _C.final.is_(True),
+            _C.outcome != Outcome.SKIPPED.value,
+        )
+        .group_by(slot, _C.outcome)
+    )
+    rows = [
+        {"bucket_start": parse_truncated(s), "outcome": outcome, "count": int(count)}
+        for s, outcome, count in result
+    ]
+    rows.sort(key=lambda r: (r["bucket_start"], r["outcome"]))
+    return rows
+
+
+async def recent_results(
+    session: AsyncSession, *, providers: list[str], per_provider: int
+) -> dict[str, list[ProbeResult]]:
+    """The newest `per_provider` final attempts of each provider, oldest first, as results:
+    what a status tracker needs to carry on judging a provider probed elsewhere before."""
+    out: dict[str, list[ProbeResult]] = {}
+    for provider in providers:
+        rows = await session.execute(
+            select(*columns(_T))
+            .where(_C.provider == provider, _C.final.is_(True))
+            .order_by(_C.started_at.desc(), _C.id.desc())
+            .limit(per_provider)
+        )
+        results = []
+        for row in rows:
+            data = row_dict(row)
+            try:
+                outcome = Outcome(data["outcome"])
+            except ValueError:
+                continue  # an outcome this version does not know: not evidence
+            results.append(
+                ProbeResult(
+                    provider=provider,
+                    endpoint=data["endpoint"],
+                    outcome=outcome,
+                    started_at=data["started_at"],
+                    latency_ms=data["latency_ms"],
+                    status_code=data["status_code"],
+                    reason=data["reason"] or "",
+                    attempt=data["attempt"] or 1,
+                    final=True,
+                    key_label=data["key_label"],
+                    response_bytes=data["response_bytes"],
+                    location=data.get("location") or "",
+                )
+            )
+        out[provider] = results[::-1]
+    return out

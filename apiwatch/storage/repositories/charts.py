@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from apiwatch.storage.models import ScheduleCompliance
-from apiwatch.storage.repositories.rollups import (
+from apiwatch.storage.models import HourlyRollup, ScheduleCompliance
+from apiwatch.storage.repositories.raw_summary import (
     HOUR,
     Kind,
     Ladder,
@@ -27,13 +27,13 @@ from apiwatch.storage.repositories.rollups import (
     aggregate,
     ceil_to,
     floor_to,
-    live_from,
     parse_truncated,
-    rolled_up,
     truncated,
 )
+from apiwatch.storage.repositories.rollups import live_from, rolled_up
 
 _CMP = ScheduleCompliance.__table__
+_ROLL = HourlyRollup.__table__
 DAY = timedelta(days=1)
 _RESULTS = ("on_time", "late", "skipped")
 
@@ -53,9 +53,11 @@ async def hourly_series(
     ladder: Ladder,
     subjects: Sequence[str] | None = None,
     detail: str | None = None,
+    outcomes: bool = False,
 ) -> list[tuple[str, str, datetime, Series]]:
     """(subject, detail, hour, figures) for every series and hour in [start, end): settled
-    hours from the roll-ups, the others live from raw rows."""
+    hours from the roll-ups, the others live from raw rows. `outcomes` (probe series only)
+    adds the checks per outcome; None on hours rolled up before they were kept."""
     out: list[tuple[str, str, datetime, Series]] = []
     # Only a window reaching the previous hour needs to know whether its roll-up is final.
     live = floor_to(now, HOUR) - HOUR
@@ -64,7 +66,13 @@ async def hourly_series(
     stored_end = min(end, live)
     if start < stored_end:
         out = await rolled_up(
-            session, kind=kind, start=start, end=stored_end, subjects=subjects, detail=detail
+            session,
+            kind=kind,
+            start=start,
+            end=stored_end,
+            subjects=subjects,
+            detail=detail,
+            outcomes=outcomes,
         )
     live_start = max(start, live)
     if live_start < end:
@@ -76,6 +84,7 @@ async def hourly_series(
             ladder=ladder,
             subjects=subjects,
             detail=detail,
+            outcomes=outcomes,
         )
         out.extend((subject, det, hour, figures) for (subject, det, hour), figures in fresh.items())
     return out
@@ -126,13 +135,17 @@ async def compliance(
     end: datetime,
     bucket: Literal["hour", "day"],
     categories: Sequence[str] | None,
+    providers: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Per category and hour or day of `planned_at`: `category`, `bucket_start`, `planned`,
     `on_time`, `late`, `skipped`, `compliance_pct` (100 * on time / planned; a skipped run is
     not on time). Only buckets with planned runs appear; sorted by category, then time.
 
+    With `providers`, only their runs, counted per provider as well: each point also has
+    `provider`, and they sort by category, provider, then time.
+
     Read straight from `schedule_compliance`: one row per planned run is small enough, and
-    (category, planned_at) is indexed.
+    (category, planned_at) and (provider, planned_at) are indexed.
     """
     if bucket not in ("hour", "day"):
         raise ValueError(f"bucket must be 'hour' or 'day', got {bucket!r}")
@@ -143,9 +156,14 @@ async def compliance(
     conditions.append(c.planned_at < end)
     if categories is not None:
         conditions.append(c.category.in_(list(categories)))
+    if providers is not None:
+        conditions.append(c.provider.in_(list(providers)))
+    # Without a provider filter every provider's runs count together (a constant stands in).
+    who = c.provider if providers is not None else literal_column("''")
     runs = (
         select(
             c.category,
+            who.label("who"),
             truncated(c.planned_at, dialect, bucket).label("slot"),
             c.result,
         )
@@ -157,22 +175,23 @@ async def compliance(
         func.sum(case((runs.c.result == result, 1), else_=0)).label(result) for result in _RESULTS
     ]
     query = select(
-        runs.c.category, runs.c.slot, func.count().label("planned"), *by_result
-    ).group_by(runs.c.category, runs.c.slot)
-    points: dict[tuple[str, datetime], dict[str, int]] = {}
+        runs.c.category, runs.c.who, runs.c.slot, func.count().label("planned"), *by_result
+    ).group_by(runs.c.category, runs.c.who, runs.c.slot)
+    points: dict[tuple[str, str, datetime], dict[str, int]] = {}
     for row in await session.execute(query):
-        points[(row.category, parse_truncated(row.slot))] = {
+        points[(row.category, row.who, parse_truncated(row.slot))] = {
             "planned": int(row.planned),
             **{result: int(getattr(row, result) or 0) for result in _RESULTS},
         }
     return [
         {
             "category": category,
+            **({"provider": who} if providers is not None else {}),
             "bucket_start": slot,
             **counts,
             "compliance_pct": round(100.0 * counts["on_time"] / counts["planned"], 2),
         }
-        for (category, slot), counts in sorted(points.items())
+        for (category, who, slot), counts in sorted(points.items())
     ]
 
 
@@ -220,3 +239,53 @@ async def usage_summary(
     ]
     listed.sort(key=lambda item: (-item["requests"], item["route"], item["key_id"] or 0))
     return {"start": first, "end": last, "total": total.summary(ladder), "items": listed}
+
+
+async def daily_counts(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    ladder: Ladder,
+    providers: Sequence[str],
+) -> dict[tuple[str, datetime], tuple[int, int]]:
+    """Probe (requests, errors) per provider and UTC day over the days touching [start, end),
+    for the status page's daily bars: summed in SQL from the roll-ups (no histograms read),
+    the live hours summarized from raw rows as `hourly_series` does."""
+    _check_span(start, end)
+    first, last = floor_to(start, DAY), ceil_to(end, DAY)
+    live = await live_from(session, kind="probe", now=now)
+    out: dict[tuple[str, datetime], tuple[int, int]] = {}
+    if not providers:
+        return out
+    stored_end = min(last, live)
+    if first < stored_end:
+        c = _ROLL.c
+        day = truncated(c.hour, session.get_bind().dialect.name, "day").label("day")
+        query = (
+            select(c.subject, day, func.sum(c.count), func.sum(c.errors))
+            .where(
+                c.kind == "probe",
+                c.hour >= first,
+                c.hour < stored_end,
+                c.subject.in_(list(providers)),
+            )
+            .group_by(c.subject, day)
+        )
+        for subject, slot, count, errors in await session.execute(query):
+            out[(subject, parse_truncated(slot))] = (int(count or 0), int(errors or 0))
+    if max(first, live) < last:
+        fresh = await aggregate(
+            session,
+            kind="probe",
+            start=max(first, live),
+            end=last,
+            ladder=ladder,
+            subjects=providers,
+        )
+        for (subject, _detail, hour), figures in fresh.items():
+            key = (subject, floor_to(hour, DAY))
+            count, errors = out.get(key, (0, 0))
+            out[key] = (count + figures.count, errors + figures.errors)
+    return out

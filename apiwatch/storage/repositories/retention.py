@@ -1,6 +1,6 @@
 """Retention: raw rows older than the retention period are deleted; the hourly roll-ups
 (and alerts, schedules, keys) stay, so charts keep their history while the database stays
-small (DESIGN.md §5)."""
+small (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apiwatch.storage.models import (
     AlertDelivery,
+    ApiRefusal,
     ApiUsage,
     ConnectionAttempt,
     DataCollection,
@@ -25,6 +26,7 @@ from apiwatch.storage.models import (
 RAW_TABLES = (
     (ConnectionAttempt, ConnectionAttempt.started_at),
     (ApiUsage, ApiUsage.at),
+    (ApiRefusal, ApiRefusal.minute),
     (DataCollection, DataCollection.fetched_at),
     (ScheduleCompliance, ScheduleCompliance.planned_at),
     (RateLimitUsage, RateLimitUsage.recorded_at),

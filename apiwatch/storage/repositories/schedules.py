@@ -14,29 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from apiwatch.domain import utcnow
 from apiwatch.storage.models import ScheduleCompliance, ScheduleConfig
-from apiwatch.storage.repositories._rows import columns, row_dict
+from apiwatch.storage.repositories._rows import columns, insert_missing, row_dict
 
 _CFG = ScheduleConfig.__table__
 _CMP = ScheduleCompliance.__table__
 
 
 async def seed_schedules(session: AsyncSession, *, defaults: list[dict[str, Any]]) -> None:
-    """Insert a row per (provider, category) that has none; existing rows (user edits) stay.
+    """Insert a row per (provider, category) that has none; existing rows (user edits) stay,
+    and several workers starting at once on one database seed each row once.
 
     Each default is {"provider", "category", "interval_s", "enabled"}."""
-    existing = {
-        (row.provider, row.category)
-        for row in await session.execute(select(_CFG.c.provider, _CFG.c.category))
-    }
+    if not defaults:
+        return
     now = utcnow()
-    rows = [
-        {**default, "updated_at": now}
-        for default in defaults
-        if (default["provider"], default["category"]) not in existing
-    ]
-    if rows:
-        await session.execute(_CFG.insert(), rows)
-    await session.commit()
+    rows = [{**default, "updated_at": now} for default in defaults]
+    await insert_missing(session, table=_CFG, rows=rows, keys=("provider", "category"))
 
 
 async def list_schedules(session: AsyncSession) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,6 +24,36 @@ async def list_changes(
     if provider is not None:
         query = query.where(_C.provider == provider)
     return [row_dict(row) for row in await session.execute(query)]
+
+
+async def changes_since(
+    session: AsyncSession, *, providers: Sequence[str], since: datetime
+) -> list[dict[str, Any]]:
+    """The named providers' changes from `since` on, oldest first, with each provider's last
+    change before `since` (so an incident already under way at `since` is seen)."""
+    if not providers:
+        return []
+    names = list(providers)
+    query = (
+        select(*columns(_T))
+        .where(_C.provider.in_(names), _C.changed_at >= since)
+        .order_by(_C.changed_at, _C.id)
+    )
+    rows = [row_dict(row) for row in await session.execute(query)]
+    rank = (
+        func.row_number()
+        .over(partition_by=_C.provider, order_by=(_C.changed_at.desc(), _C.id.desc()))
+        .label("rank")
+    )
+    before = (
+        select(*columns(_T), rank).where(_C.provider.in_(names), _C.changed_at < since).subquery()
+    )
+    earlier = await session.execute(
+        select(*[before.c[col.name] for col in _T.columns]).where(before.c.rank == 1)
+    )
+    return sorted(
+        [row_dict(row) for row in earlier] + rows, key=lambda r: (r["changed_at"], r["id"])
+    )
 
 
 async def latest_status(session: AsyncSession) -> dict[str, dict[str, Any]]:

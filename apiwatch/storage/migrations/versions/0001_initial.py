@@ -1,4 +1,4 @@
-"""The initial schema: every table of DESIGN.md §5 with its (provider, time) indexes.
+"""The initial schema: every table (docs/operations.md) with its (provider, time) indexes.
 
 Frozen on purpose: it spells out types instead of importing the models, so later model
 changes need a new revision (a test compares `upgrade head` with the models).

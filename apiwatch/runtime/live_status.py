@@ -1,0 +1,146 @@
+"""The live state of every provider: its recent results and the Status derived from them.
+
+It owns no I/O; `observe` returns the StatusChange (if any) and the caller records and
+publishes it, so the tracker stays trivially testable.
+
+Results are judged per location (`ProbeResult.location`): each location has its own window
+and status, and the provider's status combines them (`analysis.locations.combine`) over the
+locations that should probe it (`expected`, by default those it has results from). With
+one location, which is every deployment without locations, the provider's status is that
+location's, exactly as it was before locations existed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime
+
+from apiwatch.analysis.locations import combine
+from apiwatch.analysis.status import consecutive_failures, derive_status
+from apiwatch.domain import ProbeResult, ProviderState, Status, StatusChange, utcnow
+
+
+class _Site:
+    """One location's view of a provider: its own window and the status derived from it."""
+
+    __slots__ = ("reason", "results", "status")
+
+    def __init__(self, window: int) -> None:
+        self.results: deque[ProbeResult] = deque(maxlen=window)
+        self.status = Status.UNKNOWN
+        self.reason = "no results yet"
+
+
+class _Entry:
+    __slots__ = ("changed_at", "reason", "results", "sites", "status")
+
+    def __init__(self, window: int) -> None:
+        # Every location's results together, newest last: what the dashboard shows.
+        self.results: deque[ProbeResult] = deque(maxlen=window)
+        self.sites: dict[str, _Site] = {}
+        self.status = Status.UNKNOWN
+        self.reason = "no results yet"
+        self.changed_at: datetime | None = None
+
+
+class StatusTracker:
+    def __init__(
+        self,
+        providers: Iterable[str],
+        *,
+        window: int = 20,
+        clock: Callable[[], datetime] = utcnow,
+        quorum: int = 0,
+    ) -> None:
+        self._window = window
+        self._clock = clock
+        self._entries = {provider: _Entry(window) for provider in providers}
+        # How many locations must see a provider offline (0: a majority of them).
+        self.quorum = quorum
+        # The locations that should probe a provider; empty: those it has results from.
+        self.expected: Callable[[str], Collection[str]] = lambda provider: ()
+
+    def restore(self, provider: str, *, status: Status, reason: str, at: datetime) -> None:
+        """Start from the last stored status after a restart (results come in afresh)."""
+        entry = self._entries.setdefault(provider, _Entry(self._window))
+        entry.status, entry.reason, entry.changed_at = status, reason, at
+
+    def seed(self, provider: str, results: Iterable[ProbeResult]) -> None:
+        """Take over a provider's recent results (oldest first) from storage, so judging
+        carries on where it stopped: after a restart, or on a worker that takes the
+        provider over from another. The status itself is left as restored."""
+        entry = self._entries.setdefault(provider, _Entry(self._window))
+        entry.results.clear()
+        entry.sites.clear()
+        for result in results:
+            entry.results.append(result)
+            self._site(entry, result.location).results.append(result)
+        for site in entry.sites.values():
+            site.status, site.reason = derive_status(site.results)
+
+    def note(self, result: ProbeResult) -> None:
+        """Take a result as the provider's latest without judging it (a process that
+        probes nothing shows the workers' results; their status comes as a change)."""
+        entry = self._entries.setdefault(result.provider, _Entry(self._window))
+        entry.results.append(result)
+        self._site(entry, result.location).results.append(result)
+
+    def _site(self, entry: _Entry, location: str) -> _Site:
+        site = entry.sites.get(location)
+        if site is None:
+            site = entry.sites[location] = _Site(self._window)
+        return site
+
+    def observe(self, result: ProbeResult, *, breaker_open: bool = False) -> StatusChange | None:
+        entry = self._entries.setdefault(result.provider, _Entry(self._window))
+        entry.results.append(result)
+        site = self._site(entry, result.location)
+        site.results.append(result)
+        site.status, site.reason = derive_status(site.results, breaker_open=breaker_open)
+        status, reason = combine(self._per_location(result.provider, entry), quorum=self.quorum)
+        entry.reason = reason
+        if status is entry.status:
+            return None
+        change = StatusChange(
+            provider=result.provider, old=entry.status, new=status, reason=reason, at=self._clock()
+        )
+        entry.status, entry.changed_at = status, change.at
+        return change
+
+    def _per_location(self, provider: str, entry: _Entry) -> dict[str, tuple[Status, str]]:
+        names = set(self.expected(provider)) or set(entry.sites)
+        unknown = (Status.UNKNOWN, "no results yet")
+        return {
+            name: (site.status, site.reason) if (site := entry.sites.get(name)) else unknown
+            for name in names
+        }
+
+    def locations(self, provider: str) -> dict[str, tuple[Status, str]]:
+        """{location: (status, reason)} of the locations that judge `provider`."""
+        entry = self._entries.get(provider)
+        return self._per_location(provider, entry) if entry is not None else {}
+
+    def state(self, provider: str) -> ProviderState:
+        entry = self._entries.get(provider) or _Entry(self._window)
+        evidence = list(entry.results)
+        return ProviderState(
+            provider=provider,
+            status=entry.status,
+            reason=entry.reason,
+            consecutive_failures=consecutive_failures(evidence),
+            last_result=evidence[-1] if evidence else None,
+            changed_at=entry.changed_at,
+        )
+
+    def recent(self, provider: str) -> list[ProbeResult]:
+        """The results the status is judged on, oldest first (the dashboard's heartbeat)."""
+        entry = self._entries.get(provider)
+        return list(entry.results) if entry is not None else []
+
+    def states(self) -> dict[str, ProviderState]:
+        return {provider: self.state(provider) for provider in self._entries}
+
+    def forget(self, provider: str) -> None:
+        """A provider removed from the catalogue: its status goes with it."""
+        self._entries.pop(provider, None)

@@ -1,0 +1,90 @@
+"""The recorder after a database outage, under steady load (PostgreSQL behind a proxy the
+test cuts): once the database takes rows again, new rows go to memory and the spill file
+drains in turns with them, so the file stops growing and is written back and removed while
+rows keep coming; no row is lost or written twice."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from apiwatch.domain import Outcome, ProbeResult
+from apiwatch.storage.db import create_engine, create_sessionmaker
+from apiwatch.storage.models import ConnectionAttempt
+from apiwatch.storage.recorder import Recorder
+from tests.faults.servers import CuttableProxy
+
+T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def result(n: int) -> ProbeResult:
+    return ProbeResult(
+        provider="binance",
+        endpoint="health",
+        outcome=Outcome.OK,
+        status_code=200,
+        latency_ms=float(n),
+        started_at=T0 + timedelta(milliseconds=n),
+    )
+
+
+async def stored(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            count = select(func.count(ConnectionAttempt.id))
+            return int((await connection.execute(count)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_the_file_stops_growing_once_the_database_is_back_and_drains_under_load(
+    postgres_behind_proxy: tuple[str, str, CuttableProxy], tmp_path: Path
+) -> None:
+    via, direct, proxy = postgres_behind_proxy
+    engine = create_engine(via)
+    recorder = Recorder(
+        create_sessionmaker(engine),
+        batch_size=50,
+        flush_interval_s=0.02,
+        max_queue=100,
+        spill_dir=tmp_path / "spill",
+        retry_initial_s=0.05,
+        retry_max_s=0.2,
+    )
+    await recorder.start()
+    sent = 0
+    try:
+        proxy.cut()
+        for _ in range(1_000):  # 100 in memory, 900 to the file
+            recorder.record(result(sent))
+            sent += 1
+        assert recorder.spill is not None
+        assert recorder.spill.written == 900
+        proxy.restore()
+
+        # Steady load: 20 rows every 10 ms while the database catches up.
+        on_disk_when_back = None
+        for _ in range(600):
+            for _ in range(20):
+                recorder.record(result(sent))
+                sent += 1
+            await asyncio.sleep(0.01)
+            if on_disk_when_back is None and recorder.spill.replayed:
+                on_disk_when_back = recorder.spill.written
+            if on_disk_when_back is not None and not recorder.spill.pending:
+                break
+        assert on_disk_when_back is not None, "nothing was written back under load"
+        # After the database took its first spilled batch, nothing more went to the file,
+        # and the file was written back whole while the load went on.
+        assert recorder.spill.written == on_disk_when_back
+        assert recorder.spill.pending == 0
+        assert not list((tmp_path / "spill").glob("recorder-*.jsonl"))
+        assert await recorder.flush(max_wait_s=20)
+    finally:
+        await recorder.stop()
+        await engine.dispose()
+    assert await stored(direct) == sent  # every row once
