@@ -62,9 +62,14 @@ async def test_the_leader_pages_once_and_a_new_leader_neither_repeats_nor_forget
     receiver = HttpReceiver()
     await receiver.start()
     alerts = tmp_path / "alerts.yaml"
+    # One critical alert for the outage: the provider offline. An SLO burn or an open breaker
+    # firing a moment later would be a second page (or wait out the group interval), which
+    # is grouping's business, not the leader's.
     alerts.write_text(
         "group_window_s: 1\n"
         "rules:\n"
+        "  slo_burn: {enabled: false}\n"
+        "  breaker_open: {enabled: false}\n"
         "  latency_anomaly: {enabled: false}\n"
         "  response_time: {enabled: false}\n"
         "  error_rate: {enabled: false}\n"
