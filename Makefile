@@ -69,7 +69,7 @@ format: $(STAMP)
 test: lint docs-check assets
 	@status=0; \
 	$(BIN)/pytest -q -m serial || status=1; \
-	$(BIN)/pytest -q -m "not serial" -n 2 --dist loadfile || status=1; \
+	$(BIN)/pytest -q -m "not serial" -n 2 --dist loadfile --durations=25 || status=1; \
 	exit $$status
 
 ## Benchmarks need the bench extra (slowapi, the instrumentator, APScheduler); each script
