@@ -46,6 +46,19 @@ from tests.faults.servers import CuttableProxy
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `slow(seconds)` test are collected first, longest first, so that the two
+    test processes of `make test` (whole files each) start the wall-clock-bound ones early,
+    instead of one process finishing alone with a long test while the other is idle."""
+    seconds: dict[object, float] = {}
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            took = float(marker.args[0]) if marker.args else 1.0
+            seconds[item.path] = max(seconds.get(item.path, 0.0), took)
+    items.sort(key=lambda item: -seconds.get(item.path, 0.0))
+
+
 def _postgres_admin_url() -> str:
     return os.environ.get("APIWATCH_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 

@@ -179,6 +179,7 @@ async def test_stale_data_fetched_on_schedule_raises_one_data_stale_event(
     assert any(e.kind == "data_stale" and e.provider == "coingecko" for e in events)
 
 
+@pytest.mark.slow(15)
 async def test_a_skewed_provider_is_flagged_divergent_with_its_deviation(
     tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from apiwatch.settings import Settings
 from tests.startup.support import free_port
 
 
+@pytest.mark.slow(100)
 async def test_every_printed_expectation_holds_within_its_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

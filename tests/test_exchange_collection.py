@@ -160,6 +160,7 @@ FAULTS = [
 
 
 @pytest.mark.parametrize("provider", ["binance", "bybit", "okx"])
+@pytest.mark.slow(20)
 async def test_each_simulated_book_fault_is_caught_by_its_own_check(
     tmp_path: Path,
     sim: Simulator,  # noqa: F811

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from apiwatch.domain import Status
@@ -242,6 +243,7 @@ async def test_a_timed_out_check_logs_its_chain_from_the_first_attempt(tmp_path:
     assert logs[0]["last_at"] == results[-1].started_at > results[0].started_at
 
 
+@pytest.mark.slow(26)
 async def test_rows_spilled_at_a_locked_shutdown_are_written_before_statuses_are_restored(
     tmp_path: Path,
 ) -> None:

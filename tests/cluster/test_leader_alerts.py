@@ -51,6 +51,7 @@ def describe(bodies: list[dict]) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow(45)
 async def test_the_leader_pages_once_and_a_new_leader_neither_repeats_nor_forgets(
     _postgres_database: str, redis_client: Any, redis_prefix: str, tmp_path: Path
 ) -> None:

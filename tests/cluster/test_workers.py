@@ -57,6 +57,7 @@ def shares_shown(view: dict[str, Any]) -> dict[str, set[str]]:
     return {m["id"]: set(m["providers"]) for m in view["members"] if m["role"] == "worker"}
 
 
+@pytest.mark.slow(16)
 async def test_workers_share_providers_take_over_and_pass_the_lease(
     _postgres_database: str, redis_client: Any, redis_prefix: str
 ) -> None:

@@ -98,6 +98,7 @@ def test_the_image_runs_as_user_1000_on_port_7860_with_a_healthcheck() -> None:
     assert text.count("FROM ") == 2  # the npm stage and the runtime
 
 
+@pytest.mark.slow(25)
 async def test_the_containers_install_start_and_health_commands_work_in_a_fresh_venv(
     tmp_path: Path,
 ) -> None:

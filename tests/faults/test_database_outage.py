@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from apiwatch.simulator import Simulator
@@ -37,6 +38,7 @@ async def refused_rows(url: str) -> int:
         await engine.dispose()
 
 
+@pytest.mark.slow(27)
 async def test_a_database_outage_under_load_loses_no_probe_result(
     postgres_behind_proxy: tuple[str, str, CuttableProxy], tmp_path: Path
 ) -> None:

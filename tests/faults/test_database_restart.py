@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from apiwatch.simulator import Simulator
 from apiwatch.storage.models import ConnectionAttempt
@@ -35,6 +36,7 @@ def notifications(receiver: HttpReceiver) -> list[dict]:
     return out
 
 
+@pytest.mark.slow(26)
 async def test_the_database_down_alert_reaches_a_channel_during_the_outage(
     postgres_behind_proxy: tuple[str, str, CuttableProxy],
     tmp_path: Path,
