@@ -1,4 +1,5 @@
-"""Keys in a query string never reach a log line in clear; a NUL byte in any query is a 422."""
+"""Keys in a query string never reach a log line in clear; a NUL byte in any query is a 400
+(the status every operation declares), never a 500."""
 
 from __future__ import annotations
 
