@@ -63,13 +63,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 ## The whole suite: lint, layer contracts, the docs build, tests (SQLite, PostgreSQL and Redis where present).
-## Tests run in two processes (pytest-xdist, whole files per process: a module's database
+## Tests run in three processes (pytest-xdist, whole files per process: a module's database
 ## fixtures are set up once); the tests marked `serial` (the contract fuzzer, whose items
 ## xdist cannot tell apart) run first in a plain pytest. Both always run; either failing fails.
 test: lint docs-check assets
 	@status=0; \
 	$(BIN)/pytest -q -m serial || status=1; \
-	$(BIN)/pytest -q -m "not serial" -n 2 --dist loadfile --durations=25 || status=1; \
+	$(BIN)/pytest -q -m "not serial" -n 3 --dist loadfile --durations=25 || status=1; \
 	exit $$status
 
 ## Benchmarks need the bench extra (slowapi, the instrumentator, APScheduler); each script

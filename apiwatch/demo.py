@@ -60,11 +60,13 @@ _D, _O, _ON = Status.DEGRADED, Status.OFFLINE, Status.ONLINE
 # 30 s later; a recovered provider is online after 3 good checks; a rate-limited key rests
 # 60 s. Each bound adds a check or two of slack for the probe's own time.
 TIMETABLE: list[Step] = [
-    # Held longer than the 60 s market collection interval, so a collection sees it; what
-    # it promises is the collection's verdict, not a status (the health checks in between
-    # keep Bybit online). Its first collection comes within 5 s of the start, before or at
-    # the fault; the next, 60 s later, sees it: within 75 s leaves ten seconds of slack
-    # and ends before the fault does (85 s). The timetable starts once apiwatch answers.
+    # Held longer than a market collection can take to come round, so a collection sees it;
+    # what it promises is the collection's verdict, not a status (the health checks in
+    # between keep Bybit online). The first collection comes within 5 s of the start, before
+    # or at the fault; the scheduler then moves the job onto its spread grid, so the second
+    # comes between half an interval and one and a half after the first: by 95 s at the
+    # 60 s interval. Within 100 s of the fault leaves ten seconds of slack and ends before
+    # the fault does (110 s). The timetable starts once apiwatch answers.
     Step(
         5,
         "bybit",
@@ -72,7 +74,7 @@ TIMETABLE: list[Step] = [
         (),
         "at its next collection: invalid_payload 'book_integrity: crossed', a "
         "book_integrity alert, GET /api/data/books",
-        book_check=("crossed", 75),
+        book_check=("crossed", 100),
     ),
     Step(20, "binance", Scenario("down", {"status": 503}), ((_D, 12), (_O, 25)), "HTTP 503"),
     Step(20, "coingecko", Scenario("slow", {"ms": 2500}), ((_D, 15),), "slow responses"),
@@ -84,7 +86,7 @@ TIMETABLE: list[Step] = [
     Step(60, "etherscan", None, ((_ON, 50),), "once its keys have rested 60 s"),
     Step(75, "cryptocompare", None, ((_ON, 45),), "after the circuit breaker's trial"),
     Step(75, "tronscan", None, ((_ON, 45),), "after the circuit breaker's trial"),
-    Step(85, "bybit", None, (), "its book passes every check again"),
+    Step(110, "bybit", None, (), "its book passes every check again"),
 ]
 # Long enough for every promise above before the next cycle's first fault.
 CYCLE_S = 125.0

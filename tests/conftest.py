@@ -12,7 +12,7 @@ after the test).
 
 Every test also runs with its own Redis key prefix, live-feed channel and recorder spill
 directory (`_own_redis_names_and_spill_dir`, autouse, through the APIWATCH_* variables, so
-the processes a test starts inherit them): the suite runs in two processes at once
+the processes a test starts inherit them): the suite runs in three processes at once
 (pytest-xdist), and a name shared between two tests would let one see the other's keys,
 feed messages or spilled rows.
 
@@ -47,9 +47,9 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a `slow(seconds)` test are collected first, longest first, so that the two
+    """Files with a `slow(seconds)` test are collected first, longest first, so that the
     test processes of `make test` (whole files each) start the wall-clock-bound ones early,
-    instead of one process finishing alone with a long test while the other is idle."""
+    instead of one process finishing alone with a long test while the others are idle."""
     seconds: dict[object, float] = {}
     for item in items:
         marker = item.get_closest_marker("slow")
