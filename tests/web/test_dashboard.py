@@ -94,6 +94,13 @@ def test_the_overview_shows_every_provider_grouped_with_counts(app: Apiwatch, ad
     assert visible and set(visible) == {"unknown"}
     page.fill("#search", "no-such-provider")
     assert page.locator(".card:not([hidden])").count() == 0
+    # Durations keep their number and unit together (a no-break space), so a narrow card
+    # never wraps "oldest 32" away from its "s".
+    durations = page.evaluate(
+        "async () => { const {seconds} = await import('/static/js/common.js');"
+        " return [32, 600, 7200, 864000].map(seconds); }"
+    )
+    assert durations == ["32\u00a0s", "10\u00a0min", "2.0\u00a0h", "10\u00a0d"]
     opened.clean()
 
 

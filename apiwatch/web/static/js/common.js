@@ -79,10 +79,11 @@ export function until(iso, now = Date.now()) {
 
 export function seconds(value) {
   if (value == null) return '—';
-  if (value < 90) return `${Math.round(value)} s`;
-  if (value < 5400) return `${Math.round(value / 60)} min`;
-  if (value < 172800) return `${(value / 3600).toFixed(1)} h`;
-  return `${Math.round(value / 86400)} d`;
+  // A no-break space: a narrow card wraps before the number, never between it and its unit.
+  if (value < 90) return `${Math.round(value)}\u00a0s`;
+  if (value < 5400) return `${Math.round(value / 60)}\u00a0min`;
+  if (value < 172800) return `${(value / 3600).toFixed(1)}\u00a0h`;
+  return `${Math.round(value / 86400)}\u00a0d`;
 }
 
 export const ms = (v) => (v == null ? '—' : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`);
