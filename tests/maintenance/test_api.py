@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from apiwatch.api.app import create_app
 from apiwatch.domain import utcnow
 from apiwatch.settings import Settings
-from apiwatch.storage.db import create_engine, create_sessionmaker
+from tests.api.in_process import in_process
 from tests.api.test_slo_api import recent_history, store
 from tests.conftest import empty_tables
 from tests.storage import slo_history as h
@@ -24,16 +25,23 @@ from tests.storage import slo_history as h
 ADMIN = "aw_maint-tests-admin-key-0000000000000000"
 ADMIN_H = {"X-API-Key": ADMIN}
 
+# A daily 15-minute window twelve hours from now (see `nightly_file`), so it is never
+# active while a test runs, whatever the time of day.
 FILE = """\
 windows:
   nightly:
     title: Nightly index rebuild
     message: Explorer data may lag.
-    matchers: {provider: etherscan}
+    matchers: {{provider: etherscan}}
     timezone: Europe/Berlin
-    recurrence: {every: daily, at: "03:00"}
+    recurrence: {{every: daily, at: "{at}"}}
     duration_s: 900
 """
+
+
+def nightly_file() -> str:
+    at = datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(hours=12)
+    return FILE.format(at=at.strftime("%H:00"))
 
 
 @dataclass
@@ -47,7 +55,7 @@ class Stack:
 async def stack(migrated_db_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     await empty_tables(migrated_db_url)
     path = tmp_path / "maintenance.yaml"
-    path.write_text(FILE)
+    path.write_text(nightly_file())
     settings = Settings(
         _env_file=None,
         database_url=migrated_db_url,
@@ -57,14 +65,8 @@ async def stack(migrated_db_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
         maintenance_file=path,
     )
     application = create_app(settings, catalogue=h.catalogue(), start_scheduler=False)
-    engine = create_engine(migrated_db_url)
-    try:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://apiwatch") as c:
-                yield Stack(c, create_sessionmaker(engine), path)
-    finally:
-        await engine.dispose()
+    async with in_process(application, migrated_db_url) as (client, sessions):
+        yield Stack(client, sessions, path)
 
 
 def one_off(**extra: object) -> dict:
