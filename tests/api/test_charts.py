@@ -16,12 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apiwatch.analysis.rollups import LADDER
 from apiwatch.api.app import create_app
-from apiwatch.api.routers import charts
 from apiwatch.domain import Outcome, utcnow
 from apiwatch.settings import Settings
-from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.models import TABLES
 from apiwatch.storage.repositories import rollups
+from tests.api.in_process import in_process
 from tests.conftest import empty_tables
 
 HOUR = timedelta(hours=1)
@@ -39,17 +38,8 @@ async def app(migrated_db_url: str) -> AsyncIterator[Charts]:
     await empty_tables(migrated_db_url)
     settings = Settings(_env_file=None, database_url=migrated_db_url, public_read=True)
     application = create_app(settings, start_scheduler=False)
-    # The lead mounts the router in create_app; until then the test mounts it the same way.
-    if not any(getattr(r, "path", "").startswith("/api/charts") for r in application.routes):
-        application.include_router(charts.router)
-    engine = create_engine(migrated_db_url)
-    try:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://apiwatch") as c:
-                yield Charts(c, create_sessionmaker(engine))
-    finally:
-        await engine.dispose()
+    async with in_process(application, migrated_db_url) as (client, sessions):
+        yield Charts(client, sessions)
 
 
 def attempt(provider: str, outcome: Outcome, at: datetime, latency: float) -> dict:

@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-import httpx
 import pytest
 from sqlalchemy import delete, insert
 
@@ -17,9 +16,9 @@ from apiwatch.analysis.rollups import LADDER
 from apiwatch.api.app import create_app
 from apiwatch.domain import Outcome, utcnow
 from apiwatch.settings import Settings
-from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.models import TABLES
 from apiwatch.storage.repositories import rollups
+from tests.api.in_process import in_process
 from tests.api.test_charts import Charts, floor_hour, insert_rows
 from tests.conftest import empty_tables
 
@@ -33,14 +32,8 @@ async def app(migrated_db_url: str) -> AsyncIterator[Charts]:
     await empty_tables(migrated_db_url)
     settings = Settings(_env_file=None, database_url=migrated_db_url, public_read=True)
     application = create_app(settings, start_scheduler=False)
-    engine = create_engine(migrated_db_url)
-    try:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://apiwatch") as c:
-                yield Charts(c, create_sessionmaker(engine))
-    finally:
-        await engine.dispose()
+    async with in_process(application, migrated_db_url) as (client, sessions):
+        yield Charts(client, sessions)
 
 
 def check(provider: str, outcome: Outcome, at: datetime, *, final: bool = True) -> dict:

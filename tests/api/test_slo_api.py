@@ -34,6 +34,7 @@ from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.models import TABLES
 from apiwatch.storage.repositories import rollups
 from apiwatch.storage.repositories.raw_summary import HOUR, floor_to
+from tests.api.in_process import in_process
 from tests.conftest import empty_tables
 from tests.storage import slo_history as h
 
@@ -60,14 +61,8 @@ async def slo(migrated_db_url: str) -> AsyncIterator[Slo]:
     )
     # binance publishes an SLA of 99.9 % here (the built-in catalogue states none).
     application = create_app(settings, catalogue=h.catalogue(), start_scheduler=False)
-    engine = create_engine(migrated_db_url)
-    try:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://apiwatch") as c:
-                yield Slo(c, create_sessionmaker(engine), migrated_db_url)
-    finally:
-        await engine.dispose()
+    async with in_process(application, migrated_db_url) as (client, sessions):
+        yield Slo(client, sessions, migrated_db_url)
 
 
 def recent_history() -> tuple[h.History, tuple]:
