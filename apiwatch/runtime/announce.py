@@ -34,10 +34,11 @@ EVENT_KINDS = {
 
 
 def announcer(
-    bus: EventBus, recorder: Recorder, *, on_breaker: Callable[[], None] = lambda: None
+    bus: EventBus, recorder: Recorder, *, on_breaker: Callable[[str], None] = lambda provider: None
 ) -> Callable[[object], None]:
     """Publish a guard event (budget warning, expired key, breaker transition), store it as an
-    `events` row and log it; a breaker transition also triggers `on_breaker` (persistence)."""
+    `events` row and log it; a breaker transition also calls `on_breaker(provider)` to
+    persist it."""
 
     def announce(event: object) -> None:
         bus.publish(event)
@@ -53,6 +54,6 @@ def announcer(
         )
         log.info(kind, **{k: v for k, v in data.items() if k != "event"})
         if kind == "breaker_transition":
-            on_breaker()
+            on_breaker(data["provider"])
 
     return announce

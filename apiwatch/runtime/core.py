@@ -33,6 +33,7 @@ from apiwatch.inbound import MemoryKeyStore
 from apiwatch.probe.engine import ProbeEngine
 from apiwatch.runtime import locations
 from apiwatch.runtime.access import AccessControl
+from apiwatch.runtime.breaker_saves import BreakerSaves
 from apiwatch.runtime.certificates import CertificateBook
 from apiwatch.runtime.feed import LiveFeed
 from apiwatch.runtime.feed_messages import Message
@@ -81,6 +82,7 @@ class Runtime(Housekeeping):
     maintenance_file: list[MaintenanceWindow] = field(default_factory=list)
 
     retries: RetryChains = field(init=False)
+    breaker_saves: BreakerSaves = field(init=False)
     collection: Collection = field(init=False)
     schedules: CollectionSchedules = field(init=False)
     access: AccessControl = field(init=False)
@@ -98,6 +100,7 @@ class Runtime(Housekeeping):
     _backfilled: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
+        self.breaker_saves = BreakerSaves(self.save_breakers)
         self.retries = RetryChains(
             probe=self._probe_and_handle,
             record=self.recorder.record,

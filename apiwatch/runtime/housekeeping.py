@@ -15,6 +15,7 @@ from apiwatch.catalogue.loader import Catalogue
 from apiwatch.domain import BudgetBurn, Status, utcnow
 from apiwatch.events import EventBus
 from apiwatch.probe.engine import ProbeEngine
+from apiwatch.runtime.breaker_saves import BreakerSaves
 from apiwatch.runtime.live_status import StatusTracker
 from apiwatch.runtime.retry_chains import RetryChains
 from apiwatch.runtime.slo import SloService
@@ -40,6 +41,7 @@ class Housekeeping:
     sessions: async_sessionmaker[AsyncSession]
     alerts: AlertManager | None
     retries: RetryChains
+    breaker_saves: BreakerSaves
     slo: SloService
     _backfilled: set[str]
 
@@ -74,16 +76,22 @@ class Housekeeping:
         if skipped:
             log.warning("breaker_state_unreadable", providers=skipped)
 
-    async def save_breakers(self) -> None:
+    async def save_breakers(self, providers: set[str] | None = None) -> None:
+        """Store the breakers (all of them, or those of `providers`)."""
         guard = self.engine.guard
         if guard is None:
             return
+        breaker = guard.breaker
+        if providers is None:
+            snapshot = breaker.snapshot()
+        else:
+            snapshot = {pid: breaker.state(pid).as_dict() for pid in sorted(providers)}
         async with self.sessions() as session:
-            await breaker_repo.save_breakers(session, snapshot=guard.breaker.snapshot())
+            await breaker_repo.save_breakers(session, snapshot=snapshot)
 
-    def save_breakers_soon(self) -> None:
+    def save_breakers_soon(self, provider: str) -> None:
         """Called from a breaker transition (synchronous): persist in the background."""
-        self.retries.spawn(self.save_breakers)
+        self.breaker_saves.changed(provider)
 
     async def snapshot_budgets(self) -> int:
         """Store every window's usage in `rate_limit_usage` (for charts); returns rows queued."""

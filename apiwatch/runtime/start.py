@@ -81,7 +81,7 @@ async def _save_breakers_at_stop(runtime: Runtime) -> None:
     must not stop the recorder's final flush (which spills what it cannot write) or make
     the stop fail; the next start then restores the breakers last saved."""
     try:
-        await runtime.save_breakers()
+        await runtime.breaker_saves.close()
     except SQLAlchemyError as error:
         log.warning("breakers_not_saved_at_stop", error=repr(error)[:300])
 
@@ -249,7 +249,7 @@ async def open_runtime(
             stack.push_async_callback(redis_client.aclose)
             dependencies["redis"] = redis_dependency(settings)
         bus = EventBus()
-        announce = announcer(bus, recorder, on_breaker=lambda: runtime.save_breakers_soon())
+        announce = announcer(bus, recorder, on_breaker=lambda pid: runtime.save_breakers_soon(pid))
         runtime = Runtime(
             settings=settings,
             catalogue=catalogue,
