@@ -152,11 +152,7 @@ class AlertManager(AlertQueries, MaintenanceQueries):
         self._flusher = asyncio.create_task(self._flush_loop(), name="alerting-flush")
 
     async def stop(self, *, grace_s: float = 10.0) -> None:
-        for task in (self._task, self._flusher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._stop_tasks()
         # Events already queued and whatever the policy holds are sent now rather than lost
         # with the process, within a grace period: a slow channel must not hold shutdown.
         with contextlib.suppress(Exception):
@@ -178,14 +174,19 @@ class AlertManager(AlertQueries, MaintenanceQueries):
     async def abandon(self) -> None:
         """Stop without sending anything more: the leader lease passed to another process,
         which restores the firing alerts from the database and sends from now on."""
+        await self._stop_tasks()
+        self._task = self._flusher = None
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def _stop_tasks(self) -> None:
         for task in (self._task, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._task = self._flusher = None
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        # A row write the cancel interrupted runs to its end (pending_writes.py).
+        await self.writes.settle()
 
     # -- input ------------------------------------------------------------------------------
 

@@ -39,6 +39,10 @@ class PendingWrites:
         # The consumer, the flush loop and the senders all write: one at a time, in order.
         self._lock = asyncio.Lock()
         self.dropped = 0
+        # Writes under way. Each runs in a task of its own that a cancelled caller does not
+        # cut off: a write cancelled inside its transaction could leave SQLite's write lock
+        # held by a connection nobody closes (until a full garbage collection).
+        self._running: set[asyncio.Future[object]] = set()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -51,7 +55,7 @@ class PendingWrites:
                 self._push(what, write, now=now)
                 return await self._drain(now=now)
             try:
-                await write()
+                await self._uncut(write)
             except Exception as error:
                 if not database_away(error):
                     raise
@@ -71,7 +75,7 @@ class PendingWrites:
         while self._queue:
             what, write = self._queue[0]
             try:
-                await write()
+                await self._uncut(write)
             except Exception as error:
                 if database_away(error):
                     self._note(now, error=error)
@@ -83,6 +87,22 @@ class PendingWrites:
         if written:
             log.info("alert_writes_caught_up", written=written, dropped=self.dropped)
         return True
+
+    async def _uncut(self, write: Write) -> object:
+        task = asyncio.ensure_future(write())
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Future[object]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller cancelled meanwhile does not read it
+
+    async def settle(self) -> None:
+        """Wait for the writes under way (those whose callers were cancelled included)."""
+        if self._running:
+            await asyncio.wait(set(self._running))
 
     def _push(
         self, what: str, write: Write, *, now: float, error: BaseException | None = None

@@ -9,6 +9,7 @@ housekeeping. The faces (API, CLI) hold a `Runtime` and ask it things.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -74,6 +75,17 @@ def build_alerts(settings: Settings, runtime: Runtime, http: aiohttp.ClientSessi
     manager.on_change = runtime.feed.observe  # alert messages on the live feed
     manager.on_delivery = runtime.metrics.observe_delivery
     return manager
+
+
+def _release_abandoned_connections() -> None:
+    """Close the database connections of tasks cancelled at shutdown.
+
+    A task cancelled inside a transaction leaves its pooled connection in a reference cycle,
+    closed (and its transaction rolled back) only by a full garbage collection. On SQLite that
+    connection keeps the write lock, so the writes of the stop that follow (breakers, usage,
+    the recorder's final flush) would wait for a collection that a quiet process may never
+    run, and the stop hung. Collecting here ends those transactions at once."""
+    gc.collect()
 
 
 async def _save_breakers_at_stop(runtime: Runtime) -> None:
@@ -306,6 +318,8 @@ async def open_runtime(
         first_key = await runtime.access.ensure_bootstrap_key(configured=admin_key)
         if first_key is not None and on_first_key is not None:
             on_first_key(first_key)
+        # Runs after alerting and the feed have stopped, before usage and the final flush.
+        stack.callback(_release_abandoned_connections)
         bus.add_listener(runtime.feed.observe)
         bus.add_listener(runtime.metrics.observe)
         runtime.access.listeners.append(runtime.metrics.observe_usage)
@@ -323,6 +337,7 @@ async def open_runtime(
         # Registered after the recorder: these stop first, so no probe outlives the final flush.
         stack.push_async_callback(runtime.certificates.drain)
         stack.push_async_callback(_save_breakers_at_stop, runtime)
+        stack.callback(_release_abandoned_connections)  # after the cancellations below
         stack.push_async_callback(runtime.cancel_retries)
         stack.push_async_callback(runtime.scheduler.stop)
         run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler

@@ -85,3 +85,43 @@ def test_what_counts_as_the_database_being_away() -> None:
     assert database_away(ConnectionRefusedError()) and database_away(TimeoutError())
     assert not database_away(IntegrityError("x", {}, sqlite3.IntegrityError("dup")))
     assert not database_away(ValueError("not a database error"))
+
+
+async def test_a_write_whose_caller_is_cancelled_finishes_and_frees_the_lock(tmp_path) -> None:
+    """Cancelled inside its transaction, a write on SQLite used to leave the write lock held
+    by an abandoned connection; it now runs to its commit, and `settle` waits for it."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from apiwatch.storage.db import create_engine, create_sessionmaker
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    sessions = create_sessionmaker(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (name TEXT)"))
+    inside = asyncio.Event()
+
+    async def write() -> None:
+        async with sessions() as session:
+            await session.execute(text("INSERT INTO t VALUES ('fire')"))
+            inside.set()
+            await asyncio.sleep(0.2)  # the caller is cancelled here, mid-transaction
+            await session.commit()
+
+    writes = PendingWrites()
+    caller = asyncio.ensure_future(writes.run("fire", write, now=0))
+    await inside.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await writes.settle()
+    try:
+        async with sessions() as session:
+            await session.execute(text("PRAGMA busy_timeout = 100"))
+            await session.execute(text("INSERT INTO t VALUES ('next')"))
+            await session.commit()
+            names = (await session.execute(text("SELECT name FROM t"))).scalars().all()
+        assert sorted(names) == ["fire", "next"]
+    finally:
+        await engine.dispose()
