@@ -6,13 +6,16 @@ from __future__ import annotations
 import statistics
 from collections import Counter, deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apiwatch.alerting.config import AlertSettings
 from apiwatch.alerting.model import AlertNotice
 from apiwatch.alerting.rule_kinds import Rule, level_for
 from apiwatch.analysis.anomalies import AnomalyDetector
-from apiwatch.domain import Outcome, ProbeResult, Severity, SkipReason
+from apiwatch.domain import FAILURE_OUTCOMES, Outcome, ProbeResult, Severity, SkipReason
+
+# What the error-rate rule counts: failures, and answers that say "too many requests".
+_COUNTED_AS_ERRORS = FAILURE_OUTCOMES | {Outcome.RATE_LIMITED}
 
 
 class ResultRules:
@@ -76,7 +79,9 @@ class ResultRules:
             window = self._latencies[result.provider] = deque(window, rule.window_results)
         if answered and result.latency_ms is not None:
             window.append((result.started_at, result.latency_ms / 1000))
-        recent = [s for at, s in window if (now - at).total_seconds() <= rule.window_s]
+        # Judged for every result: one cut-off time, compared, rather than an age per entry.
+        cutoff = now - timedelta(seconds=rule.window_s)
+        recent = [s for at, s in window if at >= cutoff]
         current = self._severity(Rule.RESPONSE_TIME, result.provider, None)
         if len(recent) < rule.min_samples and (current is None or not recent):
             return []  # a firing alert is judged on what there is (sparse checks)
@@ -108,14 +113,18 @@ class ResultRules:
         if window.maxlen != rule.window_results:
             window = self._evidence[result.provider] = deque(window, rule.window_results)
         window.append((result.started_at, result.outcome))
-        recent = [o for at, o in window if (now - at).total_seconds() <= rule.max_age_s]
+        cutoff = now - timedelta(seconds=rule.max_age_s)
+        recent = [o for at, o in window if at >= cutoff]
         current = self._severity(Rule.ERROR_RATE, result.provider, None)
         # Too few recent results to judge a new alert; a firing one is judged on what there
         # is, so sparse checks (a 10-minute schedule) still let it clear.
         if len(recent) < rule.min_samples and current is None:
             return []
-        failed = Counter(o for o in recent if o.is_failure or o is Outcome.RATE_LIMITED)
-        pct = 100.0 * sum(failed.values()) / len(recent)
+        failures = [o for o in recent if o in _COUNTED_AS_ERRORS]
+        if not failures and current is None:
+            return []  # nothing failed and nothing fires: the common case, decided here
+        failed = Counter(failures)
+        pct = 100.0 * len(failures) / len(recent)
         level = level_for(
             pct,
             warning=rule.warning_pct,

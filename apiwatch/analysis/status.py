@@ -16,6 +16,7 @@ from apiwatch.domain import Outcome, ProbeResult, Status
 OFFLINE_AFTER = 3
 RECOVERED_AFTER = 3
 ERROR_RATE_DEGRADED = 0.10
+HEALTHY = "healthy"
 
 
 def _troubled(result: ProbeResult) -> bool:
@@ -87,7 +88,7 @@ def derive_status(
         return Status.DEGRADED, f"error rate {rate:.0%} over the last {len(evidence)} results"
     if stale:
         return Status.DEGRADED, "data is stale"
-    return Status.ONLINE, "healthy"
+    return Status.ONLINE, HEALTHY
 
 
 def _describe(result: ProbeResult) -> str:

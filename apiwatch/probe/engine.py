@@ -7,6 +7,7 @@ Outcome. Keys are attached here and scrubbed from anything that leaves (reasons,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from datetime import datetime
 from urllib.parse import quote, quote_plus, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from apiwatch.budget.keys import Key, KeyPool
 from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
@@ -36,10 +38,43 @@ _KEPT_HEADERS = ("retry-after", "x-mbx-used-weight", "x-bapi-limit", "x-ratelimi
 
 def build_url(provider: ProviderSpec, endpoint: EndpointSpec, override: str | None) -> str:
     """The endpoint's URL, or its mirror `OVERRIDE/<id><base path><path>` under an override."""
+    return _target(provider.id, provider.base_url, endpoint.path, override).url
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Target:
+    """What an endpoint's address comes to, worked out once (not per probe)."""
+
+    url: str
+    parsed: URL | str
+    # (host, port) when the address is https: whose certificate a probe may read.
+    tls: tuple[str, int] | None
+
+
+@functools.lru_cache(maxsize=65536)
+def _target(provider_id: str, base_url: str, path: str, override: str | None) -> _Target:
     if override is None:
-        return provider.base_url + endpoint.path
-    base_path = urlsplit(provider.base_url).path.rstrip("/")
-    return f"{override}/{provider.id}{base_path}{endpoint.path}"
+        url = base_url + path
+    else:
+        base_path = urlsplit(base_url).path.rstrip("/")
+        url = f"{override}/{provider_id}{base_path}{path}"
+    parts = urlsplit(url)
+    tls = None
+    if parts.scheme == "https" and parts.hostname:
+        try:
+            tls = (parts.hostname, parts.port or 443)
+        except ValueError:  # a port that is not a number: no certificate to read
+            tls = None
+    try:
+        parsed: URL | str = URL(url)
+    except ValueError:  # left to the request, which fails inside the probe's own handling
+        parsed = url
+    return _Target(url=url, parsed=parsed, tls=tls)
+
+
+@functools.lru_cache(maxsize=256)
+def _timeout(total_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s)
 
 
 def clean_reason(text: str, secrets: list[str], *, query_param: str | None = None) -> str:
@@ -48,6 +83,8 @@ def clean_reason(text: str, secrets: list[str], *, query_param: str | None = Non
     Upstreams echo requests back (URL-encoded keys) and send bytes PostgreSQL refuses
     (NUL) or Python cannot encode (lone surrogates); none of that may leave the probe.
     """
+    if not secrets and not query_param and text.isascii() and "\x00" not in text:
+        return text  # nothing to scrub: the common case, decided without copying
     for secret in secrets:
         if secret:
             for form in {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}:
@@ -162,30 +199,30 @@ class ProbeEngine:
         timeout_s: float,
         attempt: int,
     ) -> ProbeResult:
-        params = {k: _param(v) for k, v in endpoint.params.items()}
-        headers = dict(endpoint.headers)
+        params = {k: _param(v) for k, v in endpoint.params.items()} if endpoint.params else {}
+        headers = endpoint.headers
         auth = provider.auth
         if key is not None and auth.location == "query" and auth.name:
             params[auth.name] = key.value
         elif key is not None and auth.location == "header" and auth.name:
-            headers[auth.name] = auth.prefix + key.value
+            headers = {**headers, auth.name: auth.prefix + key.value}
         secrets = [key.value] if key else []
-        url = build_url(provider, endpoint, self._override)
+        target = _target(provider.id, provider.base_url, endpoint.path, self._override)
         started_at = self._clock()
         start = time.perf_counter()
         status: int | None = None
         size: int | None = None
         kept: dict[str, str] = {}
         location = ""
-        tls = self._tls_target(provider.id, url)
+        tls = self._tls_target(provider.id, target)
         tls_object: object = None  # the connection's SSL object, when a reading is due
         try:
             async with self._session.request(
                 endpoint.method,
-                url,
-                params=params,
+                target.parsed,
+                params=params or None,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                timeout=_timeout(timeout_s),
                 # A redirect could carry header keys to another host; report it instead.
                 allow_redirects=False,
             ) as response:
@@ -246,18 +283,11 @@ class ProbeEngine:
 
     # -- TLS certificates (probe/tls.py) -----------------------------------------------------
 
-    def _tls_target(self, provider_id: str, url: str) -> Target | None:
+    def _tls_target(self, provider_id: str, address: _Target) -> Target | None:
         """The host whose certificate this attempt should read, when one is due."""
-        if self.certificates is None:
+        if self.certificates is None or address.tls is None:
             return None
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname:
-            return None
-        try:
-            port = parts.port or 443
-        except ValueError:
-            return None
-        target = Target(provider_id, parts.hostname, port)
+        target = Target(provider_id, *address.tls)
         return target if self.certificates.due(target) else None
 
     def _reading(self, target: Target | None, found: object) -> CertificateSeen | None:

@@ -17,19 +17,36 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
 from apiwatch.analysis.locations import combine
-from apiwatch.analysis.status import consecutive_failures, derive_status
-from apiwatch.domain import ProbeResult, ProviderState, Status, StatusChange, utcnow
+from apiwatch.analysis.status import HEALTHY, consecutive_failures, derive_status
+from apiwatch.domain import Outcome, ProbeResult, ProviderState, Status, StatusChange, utcnow
 
 
 class _Site:
     """One location's view of a provider: its own window and the status derived from it."""
 
-    __slots__ = ("reason", "results", "status")
+    __slots__ = ("not_ok", "reason", "results", "status")
 
     def __init__(self, window: int) -> None:
         self.results: deque[ProbeResult] = deque(maxlen=window)
         self.status = Status.UNKNOWN
         self.reason = "no results yet"
+        # How many results in the window are not `ok`: with none, the status is `online`
+        # without judging the window again (the common case, decided for every result).
+        self.not_ok = 0
+
+    def add(self, result: ProbeResult) -> None:
+        results = self.results
+        if len(results) == results.maxlen and results[0].outcome is not Outcome.OK:
+            self.not_ok -= 1
+        results.append(result)
+        if result.outcome is not Outcome.OK:
+            self.not_ok += 1
+
+    def judge(self, *, breaker_open: bool = False) -> None:
+        if self.not_ok == 0 and self.results and not breaker_open:
+            self.status, self.reason = Status.ONLINE, HEALTHY
+        else:
+            self.status, self.reason = derive_status(self.results, breaker_open=breaker_open)
 
 
 class _Entry:
@@ -75,16 +92,16 @@ class StatusTracker:
         entry.sites.clear()
         for result in results:
             entry.results.append(result)
-            self._site(entry, result.location).results.append(result)
+            self._site(entry, result.location).add(result)
         for site in entry.sites.values():
-            site.status, site.reason = derive_status(site.results)
+            site.judge()
 
     def note(self, result: ProbeResult) -> None:
         """Take a result as the provider's latest without judging it (a process that
         probes nothing shows the workers' results; their status comes as a change)."""
         entry = self._entries.setdefault(result.provider, _Entry(self._window))
         entry.results.append(result)
-        self._site(entry, result.location).results.append(result)
+        self._site(entry, result.location).add(result)
 
     def _site(self, entry: _Entry, location: str) -> _Site:
         site = entry.sites.get(location)
@@ -96,8 +113,8 @@ class StatusTracker:
         entry = self._entries.setdefault(result.provider, _Entry(self._window))
         entry.results.append(result)
         site = self._site(entry, result.location)
-        site.results.append(result)
-        site.status, site.reason = derive_status(site.results, breaker_open=breaker_open)
+        site.add(result)
+        site.judge(breaker_open=breaker_open)
         status, reason = combine(self._per_location(result.provider, entry), quorum=self.quorum)
         entry.reason = reason
         if status is entry.status:

@@ -3,6 +3,7 @@ included."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -141,3 +142,29 @@ def test_tracker_recovers_after_three_good_checks() -> None:
     transitions = [(c.old, c.new) for c in seen if c is not None]
     assert transitions[-2:] == [(Status.OFFLINE, Status.DEGRADED), (Status.DEGRADED, Status.ONLINE)]
     assert seen[-1] is not None and seen[-1].reason == "healthy"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_tracker_agrees_with_derive_status_over_random_histories(seed: int) -> None:
+    """The tracker decides an all-ok window without judging it again (a count of results
+    that are not ok); every status it gives must be the one the window gives."""
+    import random
+
+    rng = random.Random(seed)
+    choices = [Outcome.OK] * 12 + [
+        Outcome.SLOW,
+        Outcome.TIMEOUT,
+        Outcome.SERVER_ERROR,
+        Outcome.RATE_LIMITED,
+        Outcome.SKIPPED,
+    ]
+    tracker = StatusTracker(["p"], window=5)
+    window: list[ProbeResult] = []
+    for n, outcome in enumerate(rng.choice(choices) for _ in range(400)):
+        (result,) = results(outcome)
+        result = dataclasses.replace(result, started_at=result.started_at + timedelta(seconds=n))
+        breaker_open = rng.random() < 0.05
+        tracker.observe(result, breaker_open=breaker_open)
+        window = [*window, result][-5:]
+        state = tracker.state("p")
+        assert (state.status, state.reason) == derive_status(window, breaker_open=breaker_open)
