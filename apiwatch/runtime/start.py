@@ -38,6 +38,7 @@ from apiwatch.runtime.sharing import WorkSharing
 from apiwatch.runtime.wiring import build_engine, redis_dependency, redis_from_settings
 from apiwatch.scheduler.loop import IntervalScheduler
 from apiwatch.settings import Settings
+from apiwatch.storage.abandoned import release_abandoned_connections
 from apiwatch.storage.db import create_engine, create_sessionmaker, pool_options
 from apiwatch.storage.migrate import upgrade
 from apiwatch.storage.recorder import Recorder
@@ -77,15 +78,11 @@ def build_alerts(settings: Settings, runtime: Runtime, http: aiohttp.ClientSessi
     return manager
 
 
-def _release_abandoned_connections() -> None:
-    """Close the database connections of tasks cancelled at shutdown.
-
-    A task cancelled inside a transaction leaves its pooled connection in a reference cycle,
-    closed (and its transaction rolled back) only by a full garbage collection. On SQLite that
-    connection keeps the write lock, so the writes of the stop that follow (breakers, usage,
-    the recorder's final flush) would wait for a collection that a quiet process may never
-    run, and the stop hung. Collecting here ends those transactions at once."""
-    gc.collect()
+def _release_at_stop() -> None:
+    """Close the connections of tasks the stop has cancelled inside a transaction, before
+    the stop's own writes (storage/abandoned.py): one of them held SQLite's write lock and
+    the stop waited for it for ever."""
+    release_abandoned_connections(min_interval_s=0.0)
 
 
 async def _save_breakers_at_stop(runtime: Runtime) -> None:
@@ -319,7 +316,7 @@ async def open_runtime(
         if first_key is not None and on_first_key is not None:
             on_first_key(first_key)
         # Runs after alerting and the feed have stopped, before usage and the final flush.
-        stack.callback(_release_abandoned_connections)
+        stack.callback(_release_at_stop)
         bus.add_listener(runtime.feed.observe)
         bus.add_listener(runtime.metrics.observe)
         runtime.access.listeners.append(runtime.metrics.observe_usage)
@@ -337,7 +334,7 @@ async def open_runtime(
         # Registered after the recorder: these stop first, so no probe outlives the final flush.
         stack.push_async_callback(runtime.certificates.drain)
         stack.push_async_callback(_save_breakers_at_stop, runtime)
-        stack.callback(_release_abandoned_connections)  # after the cancellations below
+        stack.callback(_release_at_stop)  # after the cancellations below
         stack.push_async_callback(runtime.cancel_retries)
         stack.push_async_callback(runtime.scheduler.stop)
         run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler

@@ -36,6 +36,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apiwatch.dependencies import Dependency
+from apiwatch.storage.abandoned import is_locked, release_abandoned_connections
 from apiwatch.storage.driver_insert import prepare
 from apiwatch.storage.models import TABLES
 from apiwatch.storage.recorder_rows import ROW_MAPPERS, Row, is_bad_row_error
@@ -409,6 +410,8 @@ class Recorder:
                 self.database.succeeded()
                 return await self._write_rows_one_by_one()
             self.database.failed(error)
+            if is_locked(error):
+                release_abandoned_connections()  # if one of ours holds the lock
             log.warning(
                 "recorder write of %d rows failed (attempt %d), will retry: %s",
                 len(batch),
