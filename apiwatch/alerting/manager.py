@@ -185,8 +185,7 @@ class AlertManager(AlertQueries, MaintenanceQueries):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        # A row write the cancel interrupted runs to its end (pending_writes.py).
-        await self.writes.settle()
+        # A row write the cancel interrupted runs to its end on its own (pending_writes.py).
 
     # -- input ------------------------------------------------------------------------------
 
