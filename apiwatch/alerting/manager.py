@@ -180,12 +180,12 @@ class AlertManager(AlertQueries, MaintenanceQueries):
             self._queue.get_nowait()
 
     async def _stop_tasks(self) -> None:
+        # A row write the cancel interrupts runs to its end on its own (pending_writes.py).
         for task in (self._task, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        # A row write the cancel interrupted runs to its end on its own (pending_writes.py).
 
     # -- input ------------------------------------------------------------------------------
 

@@ -99,11 +99,6 @@ class PendingWrites:
         if not task.cancelled():
             task.exception()  # retrieved: a caller cancelled meanwhile does not read it
 
-    async def settle(self) -> None:
-        """Wait for the writes under way (those whose callers were cancelled included)."""
-        if self._running:
-            await asyncio.wait(set(self._running))
-
     def _push(
         self, what: str, write: Write, *, now: float, error: BaseException | None = None
     ) -> None:
