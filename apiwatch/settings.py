@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     provider_sync_s: float = Field(default=5.0, gt=0)
     health_interval_s: float = Field(default=300.0, gt=0)
     probe_concurrency: int = Field(default=50, ge=1)
+    # Scheduled runs at once drop below probe_concurrency while the event loop's median lag
+    # stays above this (an overloaded process); 0 keeps them at probe_concurrency.
+    probe_lag_target_ms: float = Field(default=10.0, ge=0)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     # TLS certificates: how often each provider host's certificate is read from a probe's
     # own connection, and a PEM file of extra CAs probes trust besides the system's.

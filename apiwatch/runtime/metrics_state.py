@@ -263,6 +263,37 @@ class StateCollector:
             count_value=recorder.batches,
             sum_value=recorder.flush_seconds,
         )
+        scheduler = runtime.scheduler
+        limit = scheduler.limit
+        yield GaugeMetricFamily(
+            "apiwatch_event_loop_lag_seconds",
+            "Median lateness of a short timer over the last second: how far behind the event "
+            "loop runs (0 until read; not read when APIWATCH_PROBE_LAG_TARGET_MS is 0).",
+            value=limit.lag_s,
+        )
+        yield GaugeMetricFamily(
+            "apiwatch_scheduler_runs_limit",
+            "Scheduled runs allowed at once: APIWATCH_PROBE_CONCURRENCY, less while the event "
+            "loop lags.",
+            value=limit.limit,
+        )
+        yield GaugeMetricFamily(
+            "apiwatch_scheduler_runs_active", "Scheduled runs going now.", value=limit.active
+        )
+        yield GaugeMetricFamily(
+            "apiwatch_scheduler_runs_waiting",
+            "Scheduled runs waiting for a place.",
+            value=limit.waiting,
+        )
+        skipped = CounterMetricFamily(
+            "apiwatch_scheduler_slots_skipped",
+            "Planned slots not run: overlap (the job's previous run still going or waiting), "
+            "missed (the event loop stalled past the slot).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(scheduler.skipped.items()):
+            skipped.add_metric([reason], count)
+        yield skipped
         feed = runtime.feed
         yield GaugeMetricFamily(
             "apiwatch_live_connections", "Clients on /ws/live.", value=len(feed.connections)

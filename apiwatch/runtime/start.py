@@ -280,7 +280,9 @@ async def open_runtime(
             db_engine=db_engine,
             sessions=sessions,
             scheduler=IntervalScheduler(
-                concurrency=settings.probe_concurrency, on_slot=lambda slot: runtime.on_slot(slot)
+                concurrency=settings.probe_concurrency,
+                target_lag_s=settings.probe_lag_target_ms / 1000,
+                on_slot=lambda slot: runtime.on_slot(slot),
             ),
             announce=announce,
             key_store=key_store if key_store is not None else MemoryKeyStore(),

@@ -11,7 +11,10 @@ One timer task serves every job from a heap of due times, rather than one sleepi
 job: at 10,000 jobs that is one wake-up per due instant instead of 10,000 sleeping tasks, and
 due jobs start in planned order. Each run is its own task, so a slow job only holds its own
 slot, and at most `concurrency` run at once: a run waiting for a free place is late, and its
-lateness (start - planned) is measured when its body actually starts.
+lateness (start - planned) is measured when its body actually starts. With `target_lag_s`
+that bound is lowered while the event loop lags and raised again as it catches up
+(`apiwatch.scheduler.pacing`): an overloaded process runs fewer slots, each measured
+honestly, and skips the rest as overlaps, rather than running them all slowly.
 
 Times are planned on the monotonic clock; wall-clock (UTC) times are derived from it, see
 `apiwatch.scheduler.slots.WallTime`.
@@ -32,6 +35,7 @@ from datetime import datetime
 import structlog
 
 from apiwatch.domain import utcnow
+from apiwatch.scheduler.pacing import RunLimit
 from apiwatch.scheduler.slots import SKIP_MISSED, SKIP_OVERLAP, Slot, WallTime, current_slot
 
 __all__ = [
@@ -103,6 +107,8 @@ class IntervalScheduler:
     loop's clock); tests may shift it forward to stand for a stall. `wall_clock` gives UTC
     datetimes for reported times. `jitter` is the default first-run window as a fraction of
     the interval. `on_slot` must not block: it is called on the event loop for every slot.
+    `target_lag_s` > 0 lets the number of runs at once follow the event loop's lag, up to
+    `concurrency` (`limit` says where it stands). `skipped` counts skipped slots by reason.
     """
 
     def __init__(
@@ -114,12 +120,14 @@ class IntervalScheduler:
         jitter: float = 0.1,
         rng: random.Random | None = None,
         on_slot: OnSlot | None = None,
+        target_lag_s: float = 0.0,
     ) -> None:
         self._clock = clock
         self._wall = WallTime(clock=clock, wall_clock=wall_clock)
         self._jitter = jitter
         self._phase = (rng or random.Random()).random()
-        self._limit = asyncio.Semaphore(concurrency)
+        self.limit = RunLimit(concurrency, target_lag_s=target_lag_s)
+        self.skipped = {SKIP_OVERLAP: 0, SKIP_MISSED: 0}
         self._on_slot = on_slot
         self._jobs: dict[str, ScheduledJob] = {}
         self._heap: list[tuple[float, int, ScheduledJob]] = []
@@ -215,6 +223,7 @@ class IntervalScheduler:
                 entry.due += math.ceil((now - entry.due) / entry.interval_s) * entry.interval_s
             self._push(entry)
         self._timer = asyncio.create_task(self._tick(), name="scheduler")
+        self.limit.start()
 
     async def stop(self) -> None:
         """Stop planning and cancel runs in progress; the jobs stay, so `start()` resumes."""
@@ -223,6 +232,7 @@ class IntervalScheduler:
         if self._timer is not None:
             tasks.append(self._timer)
         self._timer = None
+        await self.limit.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -276,6 +286,7 @@ class IntervalScheduler:
                     Slot(entry.name, self._wall.at(planned + k * interval), skipped=SKIP_MISSED)
                 )
             entry.missed += missed
+            self.skipped[SKIP_MISSED] += missed
             planned += missed * interval
         entry.due = planned + interval
         grid_offset = entry.phase * interval
@@ -292,6 +303,7 @@ class IntervalScheduler:
         self._push(entry)
         if entry.running:
             entry.overlaps += 1
+            self.skipped[SKIP_OVERLAP] += 1
             self._emit(Slot(entry.name, self._wall.at(planned), skipped=SKIP_OVERLAP))
             return
         entry.running = True  # set before the run starts, so no later slot can double it
@@ -301,7 +313,7 @@ class IntervalScheduler:
 
     async def _run(self, entry: ScheduledJob, planned: float) -> None:
         try:
-            async with self._limit:
+            async with self.limit:
                 now = self._clock()
                 slot = Slot(entry.name, self._wall.at(planned), self._wall.at(now), now - planned)
                 entry.last_started = now

@@ -46,6 +46,11 @@ FAMILIES = {
     "apiwatch_recorder_rows_written",
     "apiwatch_recorder_rows_dropped",
     "apiwatch_recorder_flush_duration_seconds",
+    "apiwatch_event_loop_lag_seconds",
+    "apiwatch_scheduler_runs_limit",
+    "apiwatch_scheduler_runs_active",
+    "apiwatch_scheduler_runs_waiting",
+    "apiwatch_scheduler_slots_skipped",
     "apiwatch_live_connections",
     "process_cpu_seconds",
 }
