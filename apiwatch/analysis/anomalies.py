@@ -114,10 +114,18 @@ class LatencyWindow:
         self, latency: float, threshold: float = Z_THRESHOLD, *, slower_only: bool = False
     ) -> Judgement:
         """Judge `latency` against the window, then add it."""
-        mean, stddev = self.stats()
-        z = self.z_score(latency)
-        anomalous = z is not None and _beyond(z, threshold, slower_only=slower_only)
+        mean, stddev = self.stats()  # once: this runs for every successful probe
         samples = len(self.values)
+        z = None
+        if samples >= self.min_samples:
+            z = z_score(
+                latency,
+                mean=mean,
+                stddev=stddev,
+                min_stddev=self.min_stddev,
+                min_stddev_ratio=self.min_stddev_ratio,
+            )
+        anomalous = z is not None and _beyond(z, threshold, slower_only=slower_only)
         self.add(latency)
         return Judgement(z, anomalous, mean, stddev, samples)
 
