@@ -1,7 +1,8 @@
 """Scheduler start lateness: apiwatch's IntervalScheduler vs APScheduler 3 AsyncIOScheduler.
 
 Run: .venv/bin/python bench/scheduler_lateness.py [--jobs 1000 10000] [--interval 30]
-     [--rounds 2] [--concurrency 50] [--first-within SECONDS] [--profile DIR]
+     [--rounds 2] [--concurrency 50] [--lag-target-ms 10] [--first-within SECONDS]
+     [--profile DIR]
 
 N jobs run every `interval` seconds; each does one real HTTP GET to the simulator (Binance
 ping) through one shared aiohttp session, at most `concurrency` in flight. Lateness is
@@ -9,7 +10,8 @@ start - planned, taken when the job body starts (after the concurrency limit, so
 waiting for a free place counts as late). Each job's first run (within `first-within`, by
 default the whole interval) is warm-up; its next `rounds` planned slots are measured, so
 "missed" is measured slots that never started (skipped as overlap or missed, or not started
-by the end).
+by the end). apiwatch's scheduler lowers its in-flight limit while the event loop lags
+beyond `--lag-target-ms` (as `apiwatch serve` does; 0: a fixed limit).
 
 Planned times: apiwatch reports each run's slot (`current_slot`); APScheduler reports the
 `scheduled_run_times` of each submission (EVENT_JOB_SUBMITTED, dispatched before the job's
@@ -114,7 +116,10 @@ async def case_apiwatch(args: argparse.Namespace, tally: Tally) -> None:
             await get(http, url, tally)
 
         scheduler = IntervalScheduler(
-            concurrency=args.concurrency, rng=random.Random(1), on_slot=on_slot
+            concurrency=args.concurrency,
+            rng=random.Random(1),
+            on_slot=on_slot,
+            target_lag_s=args.lag_target_ms / 1000,
         )
         for i in range(args.n):
             scheduler.add(f"j{i}", args.interval, body, first_within=args.first_within)
@@ -273,6 +278,8 @@ def main(args: argparse.Namespace) -> None:
                     str(args.rounds),
                     "--concurrency",
                     str(args.concurrency),
+                    "--lag-target-ms",
+                    str(args.lag_target_ms),
                     "--first-within",
                     str(args.first_within),
                     "--tail",
@@ -316,6 +323,7 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--lag-target-ms", type=float, default=10.0)
     parser.add_argument(
         "--first-within", type=float, default=None, help="first-run window (default: interval)"
     )
