@@ -149,6 +149,7 @@ class SloService:
         starts: Sequence[datetime],
         end: datetime,
         now: datetime,
+        histograms: bool = True,
     ) -> dict[datetime, dict[tuple[str, str], calc.Counts]]:
         raw = await slo_repo.event_counts(
             session,
@@ -158,6 +159,7 @@ class SloService:
             ladder=LADDER,
             providers=[s.id for s in specs],
             excluded=await self._maintenance(session, specs, start=min(starts), end=end),
+            histograms=histograms,
         )
         return {
             start: {key: _counts(value) for key, value in per_key.items()}
@@ -267,7 +269,11 @@ class SloService:
         windows = calc.burn_windows(conditions)
         starts = [now - w for w in windows]
         async with self.sessions() as session:
-            events = await self._events(session, specs, starts=starts, end=now, now=now)
+            # Counts only: the latency histograms (44 buckets per provider, endpoint and
+            # hour, three days of hours for the longest window) are not needed for a rate.
+            events = await self._events(
+                session, specs, starts=starts, end=now, now=now, histograms=False
+            )
         grouped = {w: self._per_provider(events[now - w]) for w in windows}
         out: dict[str, dict[timedelta, float | None]] = {}
         for spec in specs:

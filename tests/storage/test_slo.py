@@ -18,6 +18,7 @@ from apiwatch.analysis.rollups import LADDER
 from apiwatch.runtime.slo import SloService
 from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.models import TABLES
+from apiwatch.storage.repositories import slo as slo_repo
 from apiwatch.storage.repositories.raw_summary import HOUR, ceil_to, floor_to
 from tests.conftest import empty_tables
 from tests.storage import slo_history as h
@@ -151,6 +152,27 @@ async def test_burn_rates_over_every_alert_window_are_exact(service: SloService)
     # 6 h (4 of 36) and 30 min (2 of 3) both burn above 6x: the slow page does.
     held = calc.judge_burn(burns, calc.DEFAULT_BURN_CONDITIONS)
     assert held is not None and held.name == "page_slow"
+
+
+async def test_counts_without_histograms_are_the_same_counts(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # What burn rates read every minute: the same events, no histogram read or built.
+    starts = [h.NOW - span for span in calc.WINDOWS.values()]
+    args = {"starts": starts, "end": h.NOW, "now": h.NOW, "ladder": LADDER, "excluded": {}}
+    async with sessions() as session:
+        full = await slo_repo.event_counts(session, **args)
+        lean = await slo_repo.event_counts(session, **args, histograms=False)
+    assert set(lean) == set(full)
+    compared = 0
+    for start, per_key in full.items():
+        assert set(lean[start]) == set(per_key)
+        for key, figures in per_key.items():
+            counts = {k: figures[k] for k in ("good", "bad", "throttled")}
+            assert {k: lean[start][key][k] for k in counts} == counts, (start, key)
+            assert lean[start][key]["hist"] == []
+            compared += 1
+    assert compared >= 2 * len(starts)
 
 
 async def test_incidents_mttr_and_mtbf_from_status_changes(service: SloService) -> None:

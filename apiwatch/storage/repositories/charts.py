@@ -54,10 +54,12 @@ async def hourly_series(
     subjects: Sequence[str] | None = None,
     detail: str | None = None,
     outcomes: bool = False,
+    histograms: bool = True,
 ) -> list[tuple[str, str, datetime, Series]]:
     """(subject, detail, hour, figures) for every series and hour in [start, end): settled
     hours from the roll-ups, the others live from raw rows. `outcomes` (probe series only)
-    adds the checks per outcome; None on hours rolled up before they were kept."""
+    adds the checks per outcome; None on hours rolled up before they were kept. Without
+    `histograms`, counts only (see `aggregate`)."""
     out: list[tuple[str, str, datetime, Series]] = []
     # Only a window reaching the previous hour needs to know whether its roll-up is final.
     live = floor_to(now, HOUR) - HOUR
@@ -73,6 +75,7 @@ async def hourly_series(
             subjects=subjects,
             detail=detail,
             outcomes=outcomes,
+            histograms=histograms,
         )
     live_start = max(start, live)
     if live_start < end:
@@ -85,6 +88,7 @@ async def hourly_series(
             subjects=subjects,
             detail=detail,
             outcomes=outcomes,
+            histograms=histograms,
         )
         out.extend((subject, det, hour, figures) for (subject, det, hour), figures in fresh.items())
     return out

@@ -225,10 +225,12 @@ async def aggregate(
     subjects: Sequence[str] | None = None,
     detail: str | None = None,
     outcomes: bool = False,
+    histograms: bool = True,
 ) -> dict[tuple[str, str, datetime], Series]:
     """Raw rows with time in [start, end), summarized per (subject, detail, hour).
 
-    Each `Series` holds one histogram. `subjects` / `detail` narrow the series read. With
+    Each `Series` holds one histogram; without `histograms`, none (counts only, grouped
+    without the latency bucket). `subjects` / `detail` narrow the series read. With
     `outcomes` (probe series only) each also counts its checks per outcome.
     """
     if outcomes and kind != "probe":
@@ -241,27 +243,30 @@ async def aggregate(
     if detail is not None:
         conditions.append(detail_col == detail)
     rows = inner.where(*conditions).subquery("raw")
+    groups = [rows.c.subject, rows.c.detail, rows.c.hour]
+    if histograms:
+        groups.append(rows.c.bucket)
     query = select(
-        rows.c.subject,
-        rows.c.detail,
-        rows.c.hour,
-        rows.c.bucket,
+        *groups,
         func.count().label("n"),
         func.sum(rows.c.error).label("errors"),
         func.sum(rows.c.latency_ms).label("latency_ms_sum"),
-    ).group_by(rows.c.subject, rows.c.detail, rows.c.hour, rows.c.bucket)
+    ).group_by(*groups)
     hists: dict[tuple[str, str, datetime], list[int]] = {}
     out: dict[tuple[str, str, datetime], Series] = {}
     for row in await session.execute(query):
         key = (str(row.subject), str(row.detail), parse_truncated(row.hour))
         series = out.get(key)
         if series is None:
-            hists[key] = [0] * ladder.size
-            series = out[key] = Series(hists=[hists[key]])
+            if histograms:
+                hists[key] = [0] * ladder.size
+                series = out[key] = Series(hists=[hists[key]])
+            else:
+                series = out[key] = Series()
         series.count += int(row.n)
         series.errors += int(row.errors or 0)
         series.latency_ms_sum += float(row.latency_ms_sum or 0.0)
-        if int(row.bucket) >= 0:
+        if histograms and int(row.bucket) >= 0:
             hists[key][int(row.bucket)] += int(row.n)
     if outcomes:
         for series in out.values():

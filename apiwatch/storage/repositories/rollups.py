@@ -150,10 +150,12 @@ async def rolled_up(
     subjects: Sequence[str] | None = None,
     detail: str | None = None,
     outcomes: bool = False,
+    histograms: bool = True,
 ) -> list[tuple[str, str, datetime, Series]]:
     """Stored roll-ups with hour in [start, end), as (subject, detail, hour, figures). With
     `outcomes` the figures carry the checks per outcome (None on rows rolled up before they
-    were kept); without, the column is not read at all."""
+    were kept); without, the column is not read at all. Without `histograms` the figures
+    carry none and the latency histograms are not read."""
     c = _ROLL.c
     conditions = [c.kind == kind, c.hour >= start, c.hour < end]
     if subjects is not None:
@@ -169,11 +171,16 @@ async def rolled_up(
             c.errors,
             c.latency_ms_sum,
             # As text on SQLite, decoded below in one call: a 30-day chart reads thousands.
-            type_coerce(c.latency_hist, Text()),
+            type_coerce(c.latency_hist, Text()) if histograms else null(),
             c.outcomes if outcomes else null(),
         ).where(*conditions)
     )
     rows = result.all()
+    if not histograms:
+        return [
+            (subject, detail_, hour, Series(count, errors, latency_ms_sum, [], by_outcome))
+            for subject, detail_, hour, count, errors, latency_ms_sum, _, by_outcome in rows
+        ]
     if rows and isinstance(rows[0][6], str):
         hists = json.loads("[" + ",".join(row[6] for row in rows) + "]")
     else:  # asyncpg decodes json columns itself

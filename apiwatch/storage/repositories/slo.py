@@ -51,11 +51,18 @@ async def _raw(
     span: Span,
     ladder: Ladder,
     providers: Sequence[str] | None,
+    histograms: bool = True,
 ) -> list[Row]:
     if span[0] >= span[1]:
         return []
     found = await aggregate(
-        session, kind=kind, start=span[0], end=span[1], ladder=ladder, subjects=providers
+        session,
+        kind=kind,
+        start=span[0],
+        end=span[1],
+        ladder=ladder,
+        subjects=providers,
+        histograms=histograms,
     )
     return [(p, e, hour, s) for (p, e, hour), s in found.items()]
 
@@ -86,6 +93,7 @@ async def _read_windows(
     now: datetime,
     ladder: Ladder,
     providers: Sequence[str] | None,
+    histograms: bool = True,
 ) -> _Windows:
     whole_to = floor_to(end, HOUR)
     uses_hours = [s for s in starts if ceil_to(s, HOUR) <= whole_to]
@@ -101,17 +109,18 @@ async def _read_windows(
                 now=now,
                 ladder=ladder,
                 subjects=providers,
+                histograms=histograms,
             )
-        shared += await _raw(session, kind, (whole_to, end), ladder, providers)
+        shared += await _raw(session, kind, (whole_to, end), ladder, providers, histograms)
     heads: dict[datetime, list[Row]] = {}
     firsts: dict[datetime, datetime | None] = {}
     for start in starts:
         first = ceil_to(start, HOUR)
         if first <= whole_to:
-            heads[start] = await _raw(session, kind, (start, first), ladder, providers)
+            heads[start] = await _raw(session, kind, (start, first), ladder, providers, histograms)
             firsts[start] = first
         else:  # the whole window lies inside the last, partial hour
-            heads[start] = await _raw(session, kind, (start, end), ladder, providers)
+            heads[start] = await _raw(session, kind, (start, end), ladder, providers, histograms)
             firsts[start] = None
     return _Windows(shared, heads, firsts)
 
@@ -261,12 +270,22 @@ async def event_counts(
     ladder: Ladder,
     providers: Sequence[str] | None = None,
     excluded: Mapping[str, Sequence[Span]] | None = None,
+    histograms: bool = True,
 ) -> dict[datetime, dict[Key, dict[str, Any]]]:
     """SLO events of the windows [start, end), one per start, per (provider, endpoint):
     `good`, `bad`, `throttled` and `hist` (the latency histogram of good and bad events, on
-    `ladder`). `excluded` maps a provider to the spans (maintenance) left out."""
+    `ladder`; empty without `histograms`, when neither the histograms are read nor the
+    raw rows grouped by latency bucket: what burn rates need, every minute, for every
+    provider). `excluded` maps a provider to the spans (maintenance) left out."""
     excluded = excluded or {}
-    common = {"starts": starts, "end": end, "now": now, "ladder": ladder, "providers": providers}
+    common = {
+        "starts": starts,
+        "end": end,
+        "now": now,
+        "ladder": ladder,
+        "providers": providers,
+        "histograms": histograms,
+    }
     sums = {}
     for kind in ("check", "throttle"):
         windows = await _read_windows(session, kind=kind, **common)
@@ -283,7 +302,7 @@ async def event_counts(
                 "good": check.count - check.errors,
                 "bad": check.errors,
                 "throttled": (throttles.get(key) or Series()).count,
-                "hist": ladder.merge(check.hists),
+                "hist": ladder.merge(check.hists) if histograms else [],
             }
         out[start] = window
     return out
