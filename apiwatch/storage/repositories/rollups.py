@@ -193,6 +193,33 @@ async def rolled_up(
     ]
 
 
+async def rolled_up_totals(
+    session: AsyncSession,
+    *,
+    kind: Kind,
+    start: datetime,
+    end: datetime,
+    subjects: Sequence[str] | None = None,
+) -> dict[tuple[str, str], Series]:
+    """Stored roll-ups with hour in [start, end) summed per (subject, detail) in the
+    database: counts only, one row per series however many hours the span holds."""
+    c = _ROLL.c
+    conditions = [c.kind == kind, c.hour >= start, c.hour < end]
+    if subjects is not None:
+        conditions.append(c.subject.in_(list(subjects)))
+    result = await session.execute(
+        select(
+            c.subject, c.detail, func.sum(c.count), func.sum(c.errors), func.sum(c.latency_ms_sum)
+        )
+        .where(*conditions)
+        .group_by(c.subject, c.detail)
+    )
+    return {
+        (subject, detail): Series(int(count or 0), int(errors or 0), float(latency or 0.0))
+        for subject, detail, count, errors, latency in result
+    }
+
+
 async def live_from(session: AsyncSession, *, kind: Kind, now: datetime) -> datetime:
     """Where stored roll-ups stop being trustworthy: the current hour, or the previous one
     when its roll-up was made before that hour had settled (or not made at all)."""

@@ -34,6 +34,7 @@ from apiwatch.storage.repositories.raw_summary import (
     ceil_to,
     floor_to,
 )
+from apiwatch.storage.repositories.slo_counts import window_counts
 
 _SC = StatusChangeRow.__table__.c
 _AL = Alert.__table__.c
@@ -288,10 +289,13 @@ async def event_counts(
     }
     sums = {}
     for kind in ("check", "throttle"):
-        windows = await _read_windows(session, kind=kind, **common)
-        sums[kind] = await _window_sums(
-            session, kind=kind, windows=windows, end=end, ladder=ladder, excluded=excluded
-        )
+        if histograms:
+            windows = await _read_windows(session, kind=kind, **common)
+            sums[kind] = await _window_sums(
+                session, kind=kind, windows=windows, end=end, ladder=ladder, excluded=excluded
+            )
+        else:
+            sums[kind] = await _counts_only(session, kind=kind, excluded=excluded, **common)
     out: dict[datetime, dict[Key, dict[str, Any]]] = {}
     for start in starts:
         checks, throttles = sums["check"][start], sums["throttle"][start]
@@ -306,6 +310,54 @@ async def event_counts(
             }
         out[start] = window
     return out
+
+
+async def _counts_only(
+    session: AsyncSession,
+    *,
+    kind: Kind,
+    starts: Sequence[datetime],
+    end: datetime,
+    now: datetime,
+    ladder: Ladder,
+    providers: Sequence[str] | None,
+    excluded: Mapping[str, Sequence[Span]],
+    histograms: bool = False,
+) -> dict[datetime, dict[Key, Series]]:
+    """Counts summed in the database (`slo_counts`); the providers with maintenance in the
+    span, which needs their hours one by one, go the general way, each on its own."""
+    sums = await window_counts(
+        session, kind=kind, starts=starts, end=end, now=now, ladder=ladder, providers=providers
+    )
+    earliest = min(starts)
+    for provider, spans in excluded.items():
+        if not any(a < end and b > earliest for a, b in spans):
+            continue
+        if providers is not None and provider not in providers:
+            continue
+        windows = await _read_windows(
+            session,
+            kind=kind,
+            starts=starts,
+            end=end,
+            now=now,
+            ladder=ladder,
+            providers=[provider],
+            histograms=False,
+        )
+        own = await _window_sums(
+            session,
+            kind=kind,
+            windows=windows,
+            end=end,
+            ladder=ladder,
+            excluded={provider: spans},
+        )
+        for start, per_key in sums.items():
+            kept = {k: v for k, v in per_key.items() if k[0] != provider}
+            kept.update(own[start])
+            sums[start] = kept
+    return sums
 
 
 async def status_changes_around(
