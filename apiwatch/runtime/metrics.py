@@ -9,7 +9,8 @@ Every label value comes from a bounded set: providers, endpoints, keys' variable
 schedules from the catalogue, outcomes, statuses, windows and reasons from enums, routes as
 templates (`<unmatched>` for the rest), methods outside the usual seven as `other`. No key,
 URL or free text is ever a label. The listeners run inline on the probe path, so each keeps
-its label children in a dict and does no more than a lookup and an increment.
+its label children in a dict and does no more than a lookup and an increment; the two
+per-probe families are plain counts exposed at scrape time (`metrics_probes`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prometheus_client.exposition import choose_encoder
 from apiwatch.alerting.delivery import DeliveryOutcome
 from apiwatch.domain import Outcome, ProbeResult, SkipReason
 from apiwatch.inbound import UsageRecord
+from apiwatch.runtime.metrics_probes import ProbeFamilies
 
 PROBE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -57,19 +59,9 @@ class Metrics:
         self.state_registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        self.probes = Counter(
-            "apiwatch_probes",
-            "Connection attempts by outcome (retries included).",
-            ["provider", "endpoint", "outcome"],
-            registry=registry,
-        )
-        self.probe_duration = Histogram(
-            "apiwatch_probe_duration_seconds",
-            "Latency of attempts that got an answer (skipped, timed out and refused excluded).",
-            ["provider", "endpoint"],
-            buckets=PROBE_BUCKETS,
-            registry=registry,
-        )
+        # apiwatch_probes_total and apiwatch_probe_duration_seconds: plain counts, exposed
+        # at scrape time (metrics_probes), not a labelled child per provider.
+        self.probe_families = ProbeFamilies(PROBE_BUCKETS)
         self.skipped = Counter(
             "apiwatch_requests_skipped",
             "Probes not sent, by reason (budget, open breaker, no key, disabled).",
@@ -121,7 +113,8 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
-        self._probe_children: dict[tuple[str, str, Outcome], tuple[Any, ...]] = {}
+        # (provider, endpoint, outcome) -> (outcome label, whether latency is kept, success)
+        self._probe_kinds: dict[tuple[str, str, Outcome], tuple[str, bool, float]] = {}
         # (provider, endpoint) -> 1.0 / 0.0 of the last final attempt (blackbox's probe_success)
         self.last_success: dict[tuple[str, str], float] = {}
         self.runs: dict[str, dict[str, int]] = {}  # schedule -> result -> count
@@ -140,26 +133,30 @@ class Metrics:
         if type(event) is not ProbeResult:
             return
         result: ProbeResult = event
-        key = (result.provider, result.endpoint, result.outcome)
-        entry = self._probe_children.get(key)
-        if entry is None:
-            entry = self._probe_children[key] = self._probe_entry(*key)
-        counter, duration, success = entry
-        counter.inc()
-        if duration is None:  # skipped: nothing was sent
-            self._child(self.skipped, result.provider, skip_reason(result)).inc()
+        provider, endpoint, outcome = result.provider, result.endpoint, result.outcome
+        key = (provider, endpoint, outcome)
+        kind = self._probe_kinds.get(key)
+        if kind is None:
+            kind = self._probe_kinds[key] = self._probe_kind(provider, endpoint, outcome)
+        label, sent, success = kind
+        families = self.probe_families
+        families.count(provider, endpoint, label)
+        if not sent:  # skipped: nothing was sent
+            self._child(self.skipped, provider, skip_reason(result)).inc()
             return
-        if result.latency_ms is not None and result.outcome is not Outcome.TIMEOUT:
-            duration.observe(result.latency_ms / 1000)
+        if result.latency_ms is not None and outcome is not Outcome.TIMEOUT:
+            families.observe(provider, endpoint, result.latency_ms / 1000)
         if result.final:
-            self.last_success[(result.provider, result.endpoint)] = success
+            self.last_success[(provider, endpoint)] = success
 
-    def _probe_entry(self, provider: str, endpoint: str, outcome: Outcome) -> tuple[Any, ...]:
-        counter = self.probes.labels(provider, endpoint, outcome.value)
+    def _probe_kind(
+        self, provider: str, endpoint: str, outcome: Outcome
+    ) -> tuple[str, bool, float]:
         if outcome is Outcome.SKIPPED:
-            return counter, None, 0.0
-        duration = self.probe_duration.labels(provider, endpoint)
-        return counter, duration, 1.0 if outcome.is_success else 0.0
+            return outcome.value, False, 0.0
+        # The latency series exists from the first sent attempt, answered or not.
+        self.probe_families.ensure(provider, endpoint)
+        return outcome.value, True, 1.0 if outcome.is_success else 0.0
 
     def observe_usage(self, usage: UsageRecord) -> None:
         """Inbound usage listener: one record per request to apiwatch's API."""
@@ -198,6 +195,13 @@ async def render(metrics: Metrics, accept: str) -> tuple[bytes, str]:
     that takes a few hundred ms, which would otherwise stall probes and the live feed."""
     encode, content_type = choose_encoder(accept)
     state = encode(metrics.state_registry)
-    events = await asyncio.to_thread(encode, metrics.registry)
-    # OpenMetrics ends with one "# EOF"; the text format has none.
-    return events.removesuffix(b"# EOF\n") + state, content_type
+    probes = metrics.probe_families.snapshot()
+
+    def encode_events() -> bytes:
+        # OpenMetrics ends with one "# EOF"; the text format has none.
+        return encode(metrics.registry).removesuffix(b"# EOF\n") + encode(probes).removesuffix(
+            b"# EOF\n"
+        )
+
+    events = await asyncio.to_thread(encode_events)
+    return events + state, content_type
