@@ -49,16 +49,44 @@ class _Site:
             self.status, self.reason = derive_status(self.results, breaker_open=breaker_open)
 
 
+_NONE: deque[ProbeResult] = deque(maxlen=0)
+
+
 class _Entry:
-    __slots__ = ("changed_at", "reason", "results", "sites", "status")
+    __slots__ = ("_merged", "changed_at", "reason", "sites", "status", "window")
 
     def __init__(self, window: int) -> None:
-        # Every location's results together, newest last: what the dashboard shows.
-        self.results: deque[ProbeResult] = deque(maxlen=window)
+        self.window = window
         self.sites: dict[str, _Site] = {}
+        # Every location's results together, once there are two locations; with one (every
+        # deployment without locations) its own window is that, and is not kept twice.
+        self._merged: deque[ProbeResult] | None = None
         self.status = Status.UNKNOWN
         self.reason = "no results yet"
         self.changed_at: datetime | None = None
+
+    @property
+    def results(self) -> deque[ProbeResult]:
+        """Every location's results together, newest last: what the dashboard shows."""
+        if self._merged is not None:
+            return self._merged
+        for site in self.sites.values():
+            return site.results
+        return _NONE
+
+    def add(self, result: ProbeResult, site: _Site) -> None:
+        site.add(result)
+        if self._merged is None:
+            if len(self.sites) == 1:
+                return
+            # A second location: the merged window starts as the first one's.
+            first = next(other for other in self.sites.values() if other is not site)
+            self._merged = deque(first.results, maxlen=self.window)
+        self._merged.append(result)
+
+    def clear(self) -> None:
+        self.sites.clear()
+        self._merged = None
 
 
 class StatusTracker:
@@ -88,11 +116,9 @@ class StatusTracker:
         carries on where it stopped: after a restart, or on a worker that takes the
         provider over from another. The status itself is left as restored."""
         entry = self._entries.setdefault(provider, _Entry(self._window))
-        entry.results.clear()
-        entry.sites.clear()
+        entry.clear()
         for result in results:
-            entry.results.append(result)
-            self._site(entry, result.location).add(result)
+            entry.add(result, self._site(entry, result.location))
         for site in entry.sites.values():
             site.judge()
 
@@ -100,8 +126,7 @@ class StatusTracker:
         """Take a result as the provider's latest without judging it (a process that
         probes nothing shows the workers' results; their status comes as a change)."""
         entry = self._entries.setdefault(result.provider, _Entry(self._window))
-        entry.results.append(result)
-        self._site(entry, result.location).add(result)
+        entry.add(result, self._site(entry, result.location))
 
     def _site(self, entry: _Entry, location: str) -> _Site:
         site = entry.sites.get(location)
@@ -111,9 +136,8 @@ class StatusTracker:
 
     def observe(self, result: ProbeResult, *, breaker_open: bool = False) -> StatusChange | None:
         entry = self._entries.setdefault(result.provider, _Entry(self._window))
-        entry.results.append(result)
         site = self._site(entry, result.location)
-        site.add(result)
+        entry.add(result, site)
         site.judge(breaker_open=breaker_open)
         status, reason = combine(self._per_location(result.provider, entry), quorum=self.quorum)
         entry.reason = reason

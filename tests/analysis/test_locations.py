@@ -109,3 +109,22 @@ def test_seeded_results_are_split_by_location() -> None:
     assert {k: v[0] for k, v in tracker.locations("p").items()} == {"eu": OFF, "us": ON}
     change = tracker.observe(result("us", Outcome.OK, 7))
     assert change is not None and change.new is DEG
+
+
+def test_the_window_shown_holds_every_location_in_arrival_order() -> None:
+    # One location's results first (kept once, as that location's window), then a second
+    # location joins: the window shown goes on from the first one's, in arrival order.
+    tracker = StatusTracker(["p"], window=5)
+    arrived = [result("eu", Outcome.OK, s) for s in range(4)]
+    for item in arrived:
+        tracker.observe(item)
+    assert tracker.recent("p") == arrived
+    for s, location in enumerate(["us", "eu", "us"], start=4):
+        item = result(location, Outcome.SERVER_ERROR, s)
+        arrived.append(item)
+        tracker.observe(item)
+    assert tracker.recent("p") == arrived[-5:]
+    assert [r.location for r in tracker.recent("p")] == ["eu", "eu", "us", "eu", "us"]
+    assert tracker.state("p").last_result == arrived[-1]
+    tracker.seed("p", arrived[:2])  # taken over afresh: one location again
+    assert tracker.recent("p") == arrived[:2]
