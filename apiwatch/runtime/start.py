@@ -70,9 +70,7 @@ def build_alerts(settings: Settings, runtime: Runtime, http: aiohttp.ClientSessi
         http=http,
         maintenance=runtime.maintenance_file,
     )
-    manager.statuses = lambda: {
-        pid: state.status.value for pid, state in runtime.tracker.states().items()
-    }
+    manager.statuses = runtime.tracker.statuses
     manager.on_change = runtime.feed.observe  # alert messages on the live feed
     manager.on_delivery = runtime.metrics.observe_delivery
     return manager

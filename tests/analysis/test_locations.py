@@ -128,3 +128,14 @@ def test_the_window_shown_holds_every_location_in_arrival_order() -> None:
     assert tracker.state("p").last_result == arrived[-1]
     tracker.seed("p", arrived[:2])  # taken over afresh: one location again
     assert tracker.recent("p") == arrived[:2]
+
+
+def test_the_status_view_reads_the_current_status_of_each_provider() -> None:
+    tracker = StatusTracker(["p", "q"])
+    view = tracker.statuses()
+    assert dict(view) == {"p": "unknown", "q": "unknown"}
+    tracker.observe(result("", Outcome.OK, 0))
+    # A view, not a copy: what triage reads is the status now.
+    assert view["p"] == "online"
+    assert view.get("nobody") is None
+    assert dict(view) == {pid: s.status.value for pid, s in tracker.states().items()}
