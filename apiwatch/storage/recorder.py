@@ -416,7 +416,7 @@ class Recorder:
                 "recorder write of %d rows failed (attempt %d), will retry: %s",
                 len(batch),
                 self._consecutive_failures + 1,
-                error,
+                _first_line(error),
             )
             return False
         self.database.succeeded()
@@ -434,7 +434,7 @@ class Recorder:
                 await self._insert([entry])
             except Exception as error:
                 if not is_bad_row_error(error):
-                    log.warning("recorder write failed, will retry: %s", error)
+                    log.warning("recorder write failed, will retry: %s", _first_line(error))
                     return False
                 self.rejected += 1
                 log.error("recorder rejected a row for %s: %s; row=%r", entry[0], error, entry[1])
@@ -473,3 +473,9 @@ class Recorder:
                     await fast.execute(connection, rows)
                 else:
                     await connection.execute(insert(TABLES[table]), rows)
+
+
+def _first_line(error: BaseException) -> str:
+    """The error without the statement and parameters SQLAlchemy appends to it: a failed
+    batch's message otherwise carries every row of the batch (kilobytes a line)."""
+    return str(error).split("\n", 1)[0][:300] or type(error).__name__

@@ -98,7 +98,7 @@ async def test_flush_writes_queued_rows_without_the_background_task(db_sessionma
 
 
 async def test_failed_writes_are_retried_until_the_table_is_back_and_no_row_is_lost(
-    db_engine, db_sessionmaker
+    db_engine, db_sessionmaker, caplog
 ):
     recorder = Recorder(
         db_sessionmaker,
@@ -133,6 +133,10 @@ async def test_failed_writes_are_retried_until_the_table_is_back_and_no_row_is_l
     async with db_sessionmaker() as session:
         started = (await session.scalars(select(ConnectionAttempt.started_at))).all()
     assert sorted(started) == [T0 + timedelta(seconds=i) for i in range(130)]
+    # The retry warning names the error, not the statement and its 50 rows of values.
+    retries = [r.getMessage() for r in caplog.records if "will retry" in r.getMessage()]
+    assert retries
+    assert all("[SQL:" not in m and "coingecko" not in m and len(m) < 400 for m in retries)
 
 
 async def test_stop_gives_up_after_max_wait_and_keeps_unwritten_rows_pending(
