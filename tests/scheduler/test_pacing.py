@@ -169,3 +169,11 @@ async def test_an_overloaded_scheduler_runs_fewer_at_once_and_skips_slots_as_ove
     assert limit_then < most
     assert scheduler.limit.cuts >= 1
     assert scheduler.skipped[SKIP_OVERLAP] > 0
+
+
+def test_a_reading_is_kept_to_the_microsecond() -> None:
+    limit = RunLimit(10, target_lag_s=0.01, period_s=0.0)
+    limit.observe(1.8189616479702408e-13)  # what loop-clock arithmetic gives for "on time"
+    assert limit.lag_s == 0.0
+    limit.observe(0.0123456789)
+    assert limit.lag_s == 0.012346
