@@ -41,20 +41,19 @@ class ProbeFamilies:
         self.counts[key] = self.counts.get(key, 0.0) + 1.0
 
     def observe(self, provider: str, endpoint: str, seconds: float) -> None:
-        key = (provider, endpoint)
-        row = self.latencies.get(key)
-        if row is None:
-            row = self.latencies[key] = [0.0] * (len(self.bounds) + 2)
+        row = self.latencies.get((provider, endpoint)) or self.ensure(provider, endpoint)
         # A value equal to a bound belongs to that bound's bucket (le: less or equal).
         row[bisect.bisect_left(self.bounds, seconds)] += 1
         row[-1] += seconds
 
-    def ensure(self, provider: str, endpoint: str) -> None:
-        """Give the series its zero histogram before the first answer, as a labelled child
-        does from its creation."""
+    def ensure(self, provider: str, endpoint: str) -> list[float]:
+        """The series' row, made (all zeros) if it has none: a series exists from the first
+        sent attempt, answered or not, as a labelled child does from its creation."""
         key = (provider, endpoint)
-        if key not in self.latencies:
-            self.latencies[key] = [0.0] * (len(self.bounds) + 2)
+        row = self.latencies.get(key)
+        if row is None:
+            row = self.latencies[key] = [0.0] * (len(self.bounds) + 2)
+        return row
 
     def snapshot(self) -> ProbeSnapshot:
         return ProbeSnapshot(

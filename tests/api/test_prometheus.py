@@ -264,7 +264,12 @@ def test_the_dashboard_has_a_provider_variable_and_imports_into_grafana_10(stack
         == "label_values(apiwatch_provider_status, provider)"
     )
     assert dashboard["schemaVersion"] >= 38  # Grafana 10's
-    values = query(stack, "group by (provider) (apiwatch_provider_status)")["result"]
+    # Waited for, not read once: run on its own, this test comes before the first scrape.
+    values = eventually(
+        stack,
+        "group by (provider) (apiwatch_provider_status)",
+        until=lambda result: len(result) >= 10,
+    )
     assert len(values) >= 10  # what the variable's query offers: every provider
     titles = {panel["title"] for panel in dashboard["panels"]}
     assert {"Provider status", "Probe latency p95", "Budget exhaustion forecast"} <= titles

@@ -295,7 +295,16 @@ async def event_counts(
                 session, kind=kind, windows=windows, end=end, ladder=ladder, excluded=excluded
             )
         else:
-            sums[kind] = await _counts_only(session, kind=kind, excluded=excluded, **common)
+            sums[kind] = await _counts_only(
+                session,
+                kind=kind,
+                starts=starts,
+                end=end,
+                now=now,
+                ladder=ladder,
+                providers=providers,
+                excluded=excluded,
+            )
     out: dict[datetime, dict[Key, dict[str, Any]]] = {}
     for start in starts:
         checks, throttles = sums["check"][start], sums["throttle"][start]
@@ -322,7 +331,6 @@ async def _counts_only(
     ladder: Ladder,
     providers: Sequence[str] | None,
     excluded: Mapping[str, Sequence[Span]],
-    histograms: bool = False,
 ) -> dict[datetime, dict[Key, Series]]:
     """Counts summed in the database (`slo_counts`); the providers with maintenance in the
     span, which needs their hours one by one, go the general way, each on its own."""
