@@ -54,7 +54,7 @@ class AnomalyRule(Strict):
     min_samples: int = Field(default=20, ge=2)
     clear_after: int = Field(default=3, ge=1)
     direction: Literal["both", "slower"] = "both"
-    min_stddev_ms: float = Field(default=1.0, ge=0)
+    min_stddev_ms: float = Field(default=10.0, ge=0)
     min_stddev_ratio: float = Field(default=0.05, ge=0)
 
     @model_validator(mode="after")

@@ -24,8 +24,10 @@ WINDOW = 50
 MIN_SAMPLES = 20
 Z_THRESHOLD = 2.5
 # A perfectly steady endpoint has a standard deviation near 0, which would make 1 ms of
-# jitter "infinitely" anomalous; the floor keeps small wobbles ordinary.
-MIN_STDDEV_MS = 1.0
+# jitter "infinitely" anomalous; the floors keep small wobbles ordinary. 10 ms: an upstream
+# answering in a millisecond or two moves by several under any load on the prober's own
+# host, and a move of less than 25 ms (2.5 floors) is nothing a user of an API would notice.
+MIN_STDDEV_MS = 10.0
 MIN_STDDEV_RATIO = 0.05
 
 

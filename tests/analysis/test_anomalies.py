@@ -40,6 +40,21 @@ def test_z_score_floors_a_near_zero_stddev_so_jitter_is_not_anomalous() -> None:
     assert abs(z_score(102, mean=100, stddev=0.0)) < 1
 
 
+def test_a_millisecond_endpoint_moving_by_milliseconds_is_not_an_anomaly() -> None:
+    # A local upstream at ~1 ms with a busy prober: 15 ms once is 14 ms off the mean, under
+    # the 10 ms floor times 2.5; 60 ms is well beyond it.
+    rng = random.Random(11)
+    window = LatencyWindow()
+    for _ in range(50):
+        window.add(1.0 + rng.uniform(-0.3, 0.3))
+    assert window.is_anomaly(15.0) is False
+    assert window.is_anomaly(60.0) is True
+    loose = LatencyWindow(min_stddev=1.0)  # the floor is the rule's setting
+    for latency in window.values:
+        loose.add(latency)
+    assert loose.is_anomaly(15.0) is True
+
+
 def test_sudden_latency_jump_after_50_steady_results_is_an_anomaly() -> None:
     window = LatencyWindow()
     for latency in _steady():
