@@ -63,13 +63,21 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 ## The whole suite: lint, layer contracts, the docs build, tests (SQLite, PostgreSQL and Redis where present).
-## Tests run in three processes (pytest-xdist, whole files per process: a module's database
-## fixtures are set up once); the tests marked `serial` (the contract fuzzer, whose items
-## xdist cannot tell apart) run first in a plain pytest. Both always run; either failing fails.
+## The timing-sensitive tests (marked `serial`) run first, alone. Then the tests run in three
+## processes (pytest-xdist, whole files per process: a module's database fixtures are set up
+## once) and, beside them, the API contract fuzzer in a plain pytest of its own (xdist cannot
+## tell its items apart), whose output follows theirs. The other runs leave the fuzzer's file
+## out: collecting it builds its examples, a minute of CPU per process that collects it.
+## All always run; any failing fails.
+FUZZER := tests/api/test_contract.py
 test: lint docs-check assets
-	@status=0; \
-	$(BIN)/pytest -q -m serial || status=1; \
-	$(BIN)/pytest -q -m "not serial" -n 3 --dist loadfile --durations=25 || status=1; \
+	@status=0; log=$$(mktemp); \
+	$(BIN)/pytest -q -m serial --ignore=$(FUZZER) || status=1; \
+	$(BIN)/pytest -q $(FUZZER) >$$log 2>&1 & fuzzer=$$!; \
+	$(BIN)/pytest -q -m "not serial" --ignore=$(FUZZER) -n 3 --dist loadfile --durations=25 || status=1; \
+	wait $$fuzzer || status=1; \
+	echo "--- the contract fuzzer ($(FUZZER)), run beside the parallel tests:"; \
+	cat $$log; rm -f $$log; \
 	exit $$status
 
 ## Benchmarks need the bench extra (slowapi, the instrumentator, APScheduler); each script

@@ -47,9 +47,10 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a `slow(seconds)` test are collected first, longest first, so that the
-    test processes of `make test` (whole files each) start the wall-clock-bound ones early,
-    instead of one process finishing alone with a long test while the others are idle."""
+    """Files with a `slow(seconds)` mark (on a test, or on the whole file's `pytestmark`) are
+    collected first, longest first, so that the test processes of `make test` (whole files
+    each) start the wall-clock-bound ones early, instead of one process finishing alone with
+    a long file while the others are idle. A file counts its largest mark."""
     seconds: dict[object, float] = {}
     for item in items:
         marker = item.get_closest_marker("slow")

@@ -8,8 +8,13 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from apiwatch.catalogue.loader import load_catalogue
 from apiwatch.simulator import Scenario, Simulator
+
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(58)
 
 SECRET = "CLISECRET-0123456789abcdef"
 

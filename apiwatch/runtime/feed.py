@@ -16,7 +16,6 @@ through `deliver`, already encoded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,6 +33,7 @@ from apiwatch.runtime.feed_messages import (
     encode,
     message,
 )
+from apiwatch.runtime.stopping import stop_tasks
 
 log = structlog.get_logger("apiwatch.feed")
 
@@ -41,16 +41,6 @@ log = structlog.get_logger("apiwatch.feed")
 ALWAYS = frozenset({PING, DROPPED, SUBSCRIBED, ERROR})
 # A status snapshot is reused this long (a thousand clients connecting at once query once).
 SNAPSHOT_TTL_S = 1.0
-
-
-async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel the tasks and wait until each has finished."""
-    tasks = list(tasks)
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class Connection:
@@ -255,7 +245,7 @@ class LiveFeed:
         ]
 
     async def stop(self) -> None:
-        await cancel_all(self._tasks)
+        await stop_tasks(self._tasks)
         self._tasks = []
         for connection in tuple(self.connections):
             connection.kill("server shutting down")

@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from apiwatch.runtime.stopping import stop_tasks
+
 log = structlog.get_logger("apiwatch.pubsub")
 
 BATCH = 500
@@ -68,11 +70,7 @@ class BatchedChannel:
             await asyncio.wait_for(self._subscribed.wait(), 5.0)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     async def _send_loop(self) -> None:

@@ -17,6 +17,9 @@ from apiwatch.storage.models import ApiKey, ApiUsage
 from tests.api.test_api import serve
 from tests.conftest import empty_tables
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(22)
+
 ADMIN = "aw_access-tests-admin-key-0000000000000000"
 
 

@@ -11,12 +11,16 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from apiwatch.api.app import create_app
 from apiwatch.catalogue.loader import load_catalogue
 from apiwatch.settings import Settings
 from apiwatch.simulator import Scenario, Simulator
 from tests.conftest import empty_tables
+
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(26)
 
 SECRET = "TOPSECRET-etherscan-0123456789"
 ADMIN_KEY = "aw_test-admin-key-for-the-api-tests-000000"
@@ -32,6 +36,7 @@ class Api:
     client: httpx.AsyncClient
     sim: Simulator
     settings: Settings
+    app: FastAPI
 
 
 async def serve(
@@ -73,7 +78,7 @@ async def api(migrated_db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"X-API-Key": ADMIN_KEY}
             ) as client:
-                yield Api(client, sim, settings)
+                yield Api(client, sim, settings, server.config.app)
         finally:
             server.should_exit = True
             await task
@@ -85,8 +90,10 @@ async def trigger(api: Api, **body: object) -> dict:
     return response.json()
 
 
-async def settle() -> None:
-    await asyncio.sleep(0.1)  # the recorder flushes every 10 ms in these tests
+async def settle(api: Api) -> None:
+    """Everything recorded so far is in the database: the recorder is flushed, rather than
+    slept on (a loaded machine outlasts any sleep)."""
+    assert await api.app.state.runtime.recorder.flush(max_wait_s=10)
 
 
 async def test_trigger_all_probes_every_enabled_provider_and_all_go_online(api: Api) -> None:
@@ -102,7 +109,7 @@ async def test_trigger_all_probes_every_enabled_provider_and_all_go_online(api: 
         "blockchair",
         "glassnode",
     }
-    await settle()
+    await settle(api)
     overall = (await api.client.get("/api/status")).json()
     assert overall["counts"]["online"] == len(enabled)
     assert overall["health_score"] == 100.0
@@ -117,7 +124,7 @@ async def test_provider_goes_degraded_then_offline_and_changes_are_stored(api: A
         ran = await trigger(api, provider="binance")
         seen.append(ran["statuses"]["binance"]["status"])
     assert seen == ["degraded", "degraded", "offline"]
-    await settle()
+    await settle(api)
     detail = (await api.client.get("/api/providers/binance")).json()
     assert detail["status"] == "offline"
     assert detail["consecutive_failures"] == 3
@@ -137,7 +144,7 @@ async def test_uptime_counts_successes_over_24h(api: Api) -> None:
     await trigger(api, provider="coingecko")
     api.sim.set_scenario("coingecko", Scenario("down", {"status": 500}))
     await trigger(api, provider="coingecko")
-    await settle()
+    await settle(api)
     [gecko] = [
         p
         for p in (await api.client.get("/api/providers", params={"category": "market_data"})).json()
@@ -154,7 +161,7 @@ async def test_a_check_retried_at_once_counts_as_one_failure(api: Api) -> None:
     assert [r["attempt"] for r in ran["results"]] == [1, 2, 3]
     assert [r["final"] for r in ran["results"]] == [False, False, True]
     assert ran["statuses"]["tronscan"]["status"] == "degraded"  # one failed check, not three
-    await settle()
+    await settle(api)
     [tron] = [p for p in (await api.client.get("/api/providers")).json() if p["id"] == "tronscan"]
     assert (tron["checks_24h"], tron["uptime_24h_pct"]) == (2, 50.0)
     logs = (await api.client.get("/api/logs", params={"provider": "tronscan"})).json()
@@ -164,7 +171,7 @@ async def test_a_check_retried_at_once_counts_as_one_failure(api: Api) -> None:
 async def test_logs_are_paginated_and_filtered(api: Api) -> None:
     api.sim.set_scenario("cryptocompare", Scenario("rate_limited", {}))
     await trigger(api, scope="all")
-    await settle()
+    await settle(api)
     page = (await api.client.get("/api/logs", params={"limit": 5})).json()
     assert page["limit"] == 5 and len(page["items"]) == 5 and page["total"] > 5
     second = (await api.client.get("/api/logs", params={"limit": 5, "offset": 5})).json()
@@ -187,7 +194,7 @@ async def test_failures_report_distribution_top_providers_and_remediation(api: A
     api.sim.set_scenario("binance", Scenario("down", {"status": 502}))
     api.sim.set_scenario("cryptocompare", Scenario("garbage", {}))
     await trigger(api)
-    await settle()
+    await settle(api)
     body = (await api.client.get("/api/failures")).json()
     by = {row["outcome"]: row for row in body["by_outcome"]}
     assert by["server_error"]["count"] == 1
@@ -256,7 +263,7 @@ async def test_keys_never_appear_in_api_output_or_logs(
     api.sim.set_scenario("etherscan", Scenario("auth_failure", {}))
     for _ in range(3):
         await trigger(api, provider="etherscan")
-    await settle()
+    await settle(api)
     bodies = [
         (await api.client.get(path)).text
         for path in (
@@ -348,7 +355,7 @@ async def test_rate_limit_warnings_are_stored_and_listed(api: Api) -> None:
     outcomes = sorted(r["outcome"] for r in ran["results"])
     # 3 per second: every endpoint past the third waits for the next second.
     assert outcomes == ["ok"] * 3 + ["skipped"] * (len(outcomes) - 3) and len(outcomes) > 3
-    await settle()
+    await settle(api)
     listed = (await api.client.get("/api/events", params={"kind": "rate_limit_warning"})).json()
     assert [(e["provider"], e["data"]["window"], e["data"]["limit"]) for e in listed] == [
         ("etherscan", "second", 3)

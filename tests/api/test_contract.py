@@ -45,8 +45,8 @@ EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "4"))
 
 # schemathesis gives every operation's item of a test the same node id; pytest-xdist hands
 # out tests by node id and so would run one operation per test instead of all of them.
-# `make test` runs this module in a plain pytest of its own after the parallel run.
-pytestmark = pytest.mark.serial
+# `make test` runs this module in a plain pytest of its own, beside the parallel run, and
+# leaves it out of the others: collecting it builds its examples (a minute of CPU).
 
 
 class SimulatorThread:

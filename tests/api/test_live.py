@@ -30,6 +30,9 @@ from apiwatch.settings import Settings
 from apiwatch.simulator import Scenario, Simulator
 from tests.api.test_api import ADMIN_KEY, KEYED
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(27)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

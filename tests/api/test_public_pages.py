@@ -4,10 +4,12 @@ feed and the badges, which need no key and show nothing internal."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from apiwatch.analysis.status_page import day_level, public_cause, public_incidents
@@ -15,8 +17,11 @@ from apiwatch.catalogue.loader import load_catalogue
 from apiwatch.simulator import Scenario
 from tests.alerting.test_llm import KEY as LLM_KEY
 from tests.alerting.test_llm import REPORT, FakeLLM
-from tests.api.test_api import ADMIN_KEY, SECRET, Api, serve, settle, trigger
+from tests.api.test_api import ADMIN_KEY, SECRET, Api, serve, trigger
 from tests.conftest import empty_tables
+
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(21)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -32,7 +37,7 @@ async def break_binance(api: Api) -> None:
     for _ in range(3):
         await trigger(api, provider="binance")
     for _ in range(100):  # the recorder writes in the background (every 10 ms here)
-        await settle()
+        await asyncio.sleep(0.1)
         logs = (await api.client.get("/api/logs", params={"provider": "binance"})).json()
         if logs["total"] >= 4:
             return
@@ -212,7 +217,7 @@ async def test_explain_asks_the_llm_now_and_stores_its_report(
         alerts = (await api.client.get("/api/alerts", params={"provider": "binance"})).json()
         if alerts["alerts"]:
             break
-        await settle()
+        await asyncio.sleep(0.1)
     alert_id = alerts["alerts"][0]["id"]
     # Without an LLM configured the report says so and explain is refused.
     assert (await api.client.get(f"/api/alerts/{alert_id}/report")).json()[
@@ -237,7 +242,7 @@ async def test_explain_asks_the_llm_now_and_stores_its_report(
                 alerts = (await client.get("/api/alerts", params={"provider": "binance"})).json()
                 if alerts["alerts"]:
                     break
-                await settle()
+                await asyncio.sleep(0.1)
             alert_id = alerts["alerts"][0]["id"]
             asked = len(fake.requests)
             explained = await client.post(f"/api/alerts/{alert_id}/explain")

@@ -40,7 +40,7 @@ async def test_logs_items_carry_final(api: Api) -> None:
     # A reset connection is retried at once: the earlier tries are not final.
     api.sim.set_scenario("tronscan", Scenario("reset", {}))
     await trigger(api, provider="tronscan")
-    await settle()
+    await settle(api)
     items = (await api.client.get("/api/logs", params={"provider": "tronscan"})).json()["items"]
     assert items and all(isinstance(item["final"], bool) for item in items)
     assert {item["final"] for item in items} == {True, False}

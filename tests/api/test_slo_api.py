@@ -38,6 +38,9 @@ from tests.api.in_process import in_process
 from tests.conftest import empty_tables
 from tests.storage import slo_history as h
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(22)
+
 DAY = timedelta(days=1)
 ADMIN = "aw_slo-tests-admin-key-000000000000000000"
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.providers_api.conftest import binance_like, wait_for
+
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(21)
 
 
 async def _checked(server: Any, provider_id: str) -> Any:

@@ -19,6 +19,9 @@ from sqlalchemy.engine import make_url
 from tests.conftest import REDIS_URL
 from tests.startup.support import free_port, port_in_use, run_cli
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(56)
+
 
 def assert_short(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])

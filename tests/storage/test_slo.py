@@ -23,6 +23,9 @@ from apiwatch.storage.repositories.raw_summary import HOUR, ceil_to, floor_to
 from tests.conftest import empty_tables
 from tests.storage import slo_history as h
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(21)
+
 DAY = timedelta(days=1)
 
 

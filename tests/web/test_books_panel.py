@@ -28,6 +28,9 @@ from tests.web.support import (
     start_apiwatch,
 )
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(22)
+
 EXCHANGE = "bybit"
 ITEM = "book:BTC-USDT"
 WORDS = {"ok": "passing", "failed": "failing", "not_judged": "not judged"}

@@ -35,6 +35,9 @@ from tests.web.support import (
     start_apiwatch,
 )
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(65)
+
 CATALOGUE = load_catalogue()
 PAGES = {
     "overview": "/",

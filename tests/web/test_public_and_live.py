@@ -28,6 +28,9 @@ from tests.web.support import (
     start_apiwatch,
 )
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(50)
+
 CATALOGUE = load_catalogue()
 # What only an admin (or, acknowledging, any key) may do, on any page.
 CONTROLS = (

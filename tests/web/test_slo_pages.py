@@ -28,6 +28,9 @@ from tests.web.support import (
     start_apiwatch,
 )
 
+# Whole-file wall clock for the test processes' ordering (tests/conftest.py).
+pytestmark = pytest.mark.slow(35)
+
 FAILING = "coingecko"
 TIMES = "\N{MULTIPLICATION SIGN}"  # how the page writes a burn rate: "1.25" and the sign
 
