@@ -62,8 +62,9 @@ class RuleEngine(ResultRules, EventRules):
         else:
             self._detector.threshold = new.z_threshold
             self._detector.slower_only = new.direction == "slower"
-            self._detector.min_stddev = new.min_stddev_ms
-            self._detector.min_stddev_ratio = new.min_stddev_ratio
+            self._detector.set_floors(
+                min_stddev=new.min_stddev_ms, min_stddev_ratio=new.min_stddev_ratio
+            )
 
     def _new_detector(self) -> AnomalyDetector:
         rule = self.settings.rules.latency_anomaly

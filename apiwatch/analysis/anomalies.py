@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
+from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,7 +69,13 @@ class Judgement:
 
 
 class LatencyWindow:
-    """The last `size` latencies of one endpoint."""
+    """The last `size` latencies of one endpoint.
+
+    Kept as a ring in an `array('d')` (8 bytes a latency) rather than a deque of float
+    objects (32): a monitor holds one window per endpoint, ten thousand and more.
+    """
+
+    __slots__ = ("_ring", "_start", "min_samples", "min_stddev", "min_stddev_ratio", "size")
 
     def __init__(
         self,
@@ -78,20 +85,36 @@ class LatencyWindow:
         min_stddev: float = MIN_STDDEV_MS,
         min_stddev_ratio: float = MIN_STDDEV_RATIO,
     ) -> None:
-        self.values: deque[float] = deque(maxlen=size)
+        self.size = size
+        self._ring = array("d")
+        self._start = 0  # where the oldest latency is, once the ring is full
         self.min_samples = min_samples
         self.min_stddev = min_stddev
         self.min_stddev_ratio = min_stddev_ratio
 
     def add(self, latency: float) -> None:
-        self.values.append(latency)
+        ring = self._ring
+        if len(ring) < self.size:
+            ring.append(latency)
+        else:
+            ring[self._start] = latency
+            self._start = (self._start + 1) % self.size
+
+    @property
+    def values(self) -> list[float]:
+        """The latencies in the window, oldest first."""
+        ring, start = self._ring, self._start
+        return [*ring[start:], *ring[:start]]
+
+    def __len__(self) -> int:
+        return len(self._ring)
 
     @property
     def ready(self) -> bool:
-        return len(self.values) >= self.min_samples
+        return len(self._ring) >= self.min_samples
 
     def stats(self) -> tuple[float, float]:
-        return mean_stddev(self.values)
+        return mean_stddev(self._ring)  # order does not matter to a mean
 
     def z_score(self, latency: float) -> float | None:
         """z of `latency` against the window, or None before `min_samples`."""
@@ -117,7 +140,7 @@ class LatencyWindow:
     ) -> Judgement:
         """Judge `latency` against the window, then add it."""
         mean, stddev = self.stats()  # once: this runs for every successful probe
-        samples = len(self.values)
+        samples = len(self._ring)
         z = None
         if samples >= self.min_samples:
             z = z_score(
@@ -173,6 +196,12 @@ class AnomalyDetector:
                 min_stddev_ratio=self.min_stddev_ratio,
             )
         return window
+
+    def set_floors(self, *, min_stddev: float, min_stddev_ratio: float) -> None:
+        """New deviation floors, for the windows there are as well as those to come."""
+        self.min_stddev, self.min_stddev_ratio = min_stddev, min_stddev_ratio
+        for window in self._windows.values():
+            window.min_stddev, window.min_stddev_ratio = min_stddev, min_stddev_ratio
 
     def observe(self, provider: str, endpoint: str, latency: float) -> Judgement:
         judgement = self.window(provider, endpoint).observe(

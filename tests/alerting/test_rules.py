@@ -177,6 +177,19 @@ def test_latency_jump_after_50_steady_results_fires_an_anomaly_for_that_endpoint
     assert engine.anomaly_scores()["coingecko"] < 2.5
 
 
+def test_a_changed_deviation_floor_applies_to_endpoints_already_watched() -> None:
+    engine = _engine()
+    feed = Feed(engine)
+    for _ in range(30):
+        feed.result(latency_ms=1.0, endpoint="prices")
+    assert feed.result(latency_ms=15.0, endpoint="prices") == []  # within the 10 ms floor
+    engine.update_settings(
+        load_alert_settings(patch={"rules": {"latency_anomaly": {"min_stddev_ms": 1.0}}})
+    )
+    fired = feed.result(latency_ms=15.0, endpoint="prices")
+    assert _states(fired) == [("latency_anomaly", "warning", "firing")]
+
+
 # -- budget blocked and keys ----------------------------------------------------------------
 
 

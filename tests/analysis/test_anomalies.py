@@ -92,6 +92,24 @@ def test_window_keeps_only_the_last_50_results() -> None:
     assert mean == pytest.approx(100.0)
 
 
+def test_the_window_is_a_ring_read_oldest_first() -> None:
+    window = LatencyWindow(size=3)
+    for latency in [1.0, 2.0, 3.0, 4.0, 5.0]:
+        window.add(latency)
+    assert window.values == [3.0, 4.0, 5.0] and len(window) == 3
+    assert window.stats()[0] == pytest.approx(4.0)
+
+
+def test_new_floors_reach_the_windows_already_kept() -> None:
+    detector = AnomalyDetector(min_stddev=10.0)
+    for _ in range(30):
+        detector.observe("p", "health", 1.0)
+    assert detector.window("p", "health").is_anomaly(15.0) is False
+    detector.set_floors(min_stddev=1.0, min_stddev_ratio=0.05)
+    assert detector.window("p", "health").is_anomaly(15.0) is True
+    assert detector.window("q", "health").min_stddev == 1.0  # and the windows to come
+
+
 def test_slower_only_ignores_faster_outliers() -> None:
     window = LatencyWindow()
     for latency in _steady():
