@@ -9,7 +9,6 @@ business, not this module's. No clock: every call carries `now`.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from apiwatch.alerting.rule_kinds import (
 from apiwatch.alerting.rules_events import EventRules
 from apiwatch.alerting.rules_inbound import InboundRecord, InboundWatch, Request
 from apiwatch.alerting.rules_results import ResultRules
+from apiwatch.alerting.windows import TimedWindow
 from apiwatch.analysis.anomalies import AnomalyDetector
 from apiwatch.analysis.failures import remediation_for
 from apiwatch.domain import Outcome, Severity
@@ -39,8 +39,8 @@ class RuleEngine(ResultRules, EventRules):
     ) -> None:
         self.categories = dict(categories or {})
         self._firing: dict[tuple[str, str | None, str | None], Firing] = {}
-        self._latencies: dict[str, deque[tuple[datetime, float]]] = {}
-        self._evidence: dict[str, deque[tuple[datetime, Outcome]]] = {}
+        self._latencies: dict[str, TimedWindow] = {}  # per provider: (time, latency s)
+        self._evidence: dict[str, TimedWindow] = {}  # per provider: (time, outcome code)
         self._calm: dict[tuple[str, str], int] = {}  # ordinary latencies since an anomaly
         self._last_failure: dict[str, Outcome] = {}
         self.settings = settings

@@ -4,25 +4,29 @@ latency anomalies. Mixed into `RuleEngine`, which owns the state machine (`_set`
 from __future__ import annotations
 
 import statistics
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from apiwatch.alerting.config import AlertSettings
 from apiwatch.alerting.model import AlertNotice
 from apiwatch.alerting.rule_kinds import Rule, level_for
+from apiwatch.alerting.windows import TimedWindow
 from apiwatch.analysis.anomalies import AnomalyDetector
 from apiwatch.domain import FAILURE_OUTCOMES, Outcome, ProbeResult, Severity, SkipReason
 
 # What the error-rate rule counts: failures, and answers that say "too many requests".
 _COUNTED_AS_ERRORS = FAILURE_OUTCOMES | {Outcome.RATE_LIMITED}
+# Outcomes kept in a window of numbers: each by its place in the enum.
+_OUTCOMES = tuple(Outcome)
+_OUTCOME_CODE = {outcome: float(code) for code, outcome in enumerate(_OUTCOMES)}
 
 
 class ResultRules:
     settings: AlertSettings
     _detector: AnomalyDetector
-    _latencies: dict[str, deque[tuple[datetime, float]]]
-    _evidence: dict[str, deque[tuple[datetime, Outcome]]]
+    _latencies: dict[str, TimedWindow]
+    _evidence: dict[str, TimedWindow]
     _calm: dict[tuple[str, str], int]
     _last_failure: dict[str, Outcome]
     _set: Callable[..., list[AlertNotice]]
@@ -74,14 +78,15 @@ class ResultRules:
     def _response_time(self, result: ProbeResult, now: datetime) -> list[AlertNotice]:
         rule = self.settings.rules.response_time
         answered = result.outcome.is_success or result.outcome is Outcome.TIMEOUT
-        window = self._latencies.setdefault(result.provider, deque(maxlen=rule.window_results))
-        if window.maxlen != rule.window_results:
-            window = self._latencies[result.provider] = deque(window, rule.window_results)
+        window = self._latencies.get(result.provider)
+        if window is None:
+            window = self._latencies[result.provider] = TimedWindow(rule.window_results)
+        elif window.size != rule.window_results:
+            window = self._latencies[result.provider] = window.resized(rule.window_results)
         if answered and result.latency_ms is not None:
-            window.append((result.started_at, result.latency_ms / 1000))
+            window.append(result.started_at.timestamp(), result.latency_ms / 1000)
         # Judged for every result: one cut-off time, compared, rather than an age per entry.
-        cutoff = now - timedelta(seconds=rule.window_s)
-        recent = [s for at, s in window if at >= cutoff]
+        recent = window.since(now.timestamp() - rule.window_s)
         current = self._severity(Rule.RESPONSE_TIME, result.provider, None)
         if len(recent) < rule.min_samples and (current is None or not recent):
             return []  # a firing alert is judged on what there is (sparse checks)
@@ -109,12 +114,13 @@ class ResultRules:
 
     def _error_rate(self, result: ProbeResult, now: datetime) -> list[AlertNotice]:
         rule = self.settings.rules.error_rate
-        window = self._evidence.setdefault(result.provider, deque(maxlen=rule.window_results))
-        if window.maxlen != rule.window_results:
-            window = self._evidence[result.provider] = deque(window, rule.window_results)
-        window.append((result.started_at, result.outcome))
-        cutoff = now - timedelta(seconds=rule.max_age_s)
-        recent = [o for at, o in window if at >= cutoff]
+        window = self._evidence.get(result.provider)
+        if window is None:
+            window = self._evidence[result.provider] = TimedWindow(rule.window_results)
+        elif window.size != rule.window_results:
+            window = self._evidence[result.provider] = window.resized(rule.window_results)
+        window.append(result.started_at.timestamp(), _OUTCOME_CODE[result.outcome])
+        recent = [_OUTCOMES[int(code)] for code in window.since(now.timestamp() - rule.max_age_s)]
         current = self._severity(Rule.ERROR_RATE, result.provider, None)
         # Too few recent results to judge a new alert; a firing one is judged on what there
         # is, so sparse checks (a 10-minute schedule) still let it clear.

@@ -24,6 +24,27 @@ _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _compile_jsonpath = lru_cache(maxsize=1024)(parse_jsonpath)
 
 
+# Equal sub-models are shared between providers: a catalogue of thousands repeats the same
+# few (no auth, the default limits, book checks and objectives, one health check shape),
+# and each copy is a few kilobytes of pydantic objects. The models are frozen, so sharing
+# is safe; the key holds the values and which fields were set (checks read `fields_set`).
+# Bounded: past it, new values are kept by their provider alone.
+_SHARED: dict[tuple[type, str, str], BaseModel] = {}
+_SHARED_MAX = 10_000
+
+
+def _shared(model: Any) -> Any:
+    if model is None:
+        return None
+    key = (type(model), model.model_dump_json(), model.model_dump_json(exclude_unset=True))
+    found = _SHARED.get(key)
+    if found is not None:
+        return found
+    if len(_SHARED) < _SHARED_MAX:
+        _SHARED[key] = model
+    return model
+
+
 def _valid_jsonpath(path: str) -> str:
     """Compile it now, so a bad path fails at load (file and line), not at probe time."""
     if not path.startswith("$"):
@@ -287,12 +308,12 @@ class ProviderSpec(_Strict):
     enabled: bool = True
     docs_url: str | None = None
     description: str = ""
-    auth: AuthSpec = Field(default_factory=AuthSpec)
+    auth: AuthSpec = Field(default_factory=lambda: _shared(AuthSpec()))
     # The IP tier: shared by every endpoint and every key (Binance's weight, Bybit's 600/5 s).
-    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    rate_limits: RateLimits = Field(default_factory=lambda: _shared(RateLimits()))
     # The key tier: counted per API key, each key its own budget.
     key_rate_limits: RateLimits | None = None
-    book_checks: BookChecks = Field(default_factory=BookChecks)
+    book_checks: BookChecks = Field(default_factory=lambda: _shared(BookChecks()))
     timeout_s: float = Field(default=10.0, gt=0)
     slow_ms: float = Field(default=2000.0, gt=0)
     # How often the health check runs; left out, APIWATCH_HEALTH_INTERVAL_S.
@@ -303,11 +324,18 @@ class ProviderSpec(_Strict):
     auth_error_when: list[Signal] = Field(default_factory=list)
     # The provider's own "busy" or "internal error" codes (OKX 50013, even with HTTP 429).
     server_error_when: list[Signal] = Field(default_factory=list)
-    objectives: ObjectiveSpec = Field(default_factory=lambda: ObjectiveSpec())
+    objectives: ObjectiveSpec = Field(default_factory=lambda: _shared(ObjectiveSpec()))
     # The worker locations that probe this provider (APIWATCH_LOCATION); empty: every one.
     locations: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]] = Field(
         default_factory=list
     )
+
+    @field_validator(
+        "auth", "rate_limits", "key_rate_limits", "book_checks", "health", "objectives"
+    )
+    @classmethod
+    def _one_copy(cls, value: Any) -> Any:
+        return _shared(value)
 
     @field_validator("base_url")
     @classmethod

@@ -154,3 +154,30 @@ def test_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
         7,
         "not UTF-8 text",
     )
+
+
+def test_equal_parts_of_providers_are_kept_once_and_set_fields_still_tell_apart(
+    tmp_path: Path,
+) -> None:
+    health = "health:\n  path: /ping\n  expect:\n    - {status: 200}\n"
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"id: {name}\nname: {name}\ncategory: news\nbase_url: https://{name}.invalid\n"
+            f"auth: {{in: none}}\n{health}"
+        )
+    # The same check with a field spelled out at its default: a check reads which fields
+    # were set, so this one is not the others' copy.
+    (tmp_path / "three.yaml").write_text(
+        "id: three\nname: three\ncategory: news\nbase_url: https://three.invalid\n"
+        "auth: {in: none}\nhealth:\n  path: /ping\n  expect:\n    - {status: 200}\n"
+        "  method: GET\n"
+    )
+    catalogue = load_catalogue(user_dir=tmp_path)
+    one, two, three = (catalogue.providers[name] for name in ("one", "two", "three"))
+    assert one.health is two.health and one.auth is two.auth
+    assert one.rate_limits is two.rate_limits is three.rate_limits
+    assert three.health is not one.health and three.health == one.health.model_copy(
+        update={"method": "GET"}
+    )
+    assert "method" in three.health.model_fields_set
+    assert "method" not in one.health.model_fields_set
