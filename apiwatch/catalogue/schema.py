@@ -36,7 +36,10 @@ _SHARED_MAX = 10_000
 def _shared(model: Any) -> Any:
     if model is None:
         return None
-    key = (type(model), model.model_dump_json(), model.model_dump_json(exclude_unset=True))
+    try:
+        key = (type(model), model.model_dump_json(), model.model_dump_json(exclude_unset=True))
+    except ValueError:  # a value JSON cannot spell (YAML allows a few): kept unshared
+        return model
     found = _SHARED.get(key)
     if found is not None:
         return found

@@ -181,3 +181,13 @@ def test_equal_parts_of_providers_are_kept_once_and_set_fields_still_tell_apart(
     )
     assert "method" in three.health.model_fields_set
     assert "method" not in one.health.model_fields_set
+
+
+def test_a_value_json_cannot_spell_still_loads_its_provider(tmp_path: Path) -> None:
+    # YAML can give bytes that are not UTF-8; the part holding them is simply not shared.
+    (tmp_path / "odd.yaml").write_text(
+        "id: odd\nname: odd\ncategory: news\nbase_url: https://odd.invalid\n"
+        'health:\n  path: /p\n  expect:\n    - {json_path: "$.a", equals: !!binary "/w=="}\n'
+    )
+    spec = load_catalogue(user_dir=tmp_path).providers["odd"]
+    assert spec.health.expect[0].equals == b"\xff"
