@@ -285,7 +285,6 @@ async def event_counts(
         "now": now,
         "ladder": ladder,
         "providers": providers,
-        "histograms": histograms,
     }
     sums = {}
     for kind in ("check", "throttle"):
@@ -295,16 +294,7 @@ async def event_counts(
                 session, kind=kind, windows=windows, end=end, ladder=ladder, excluded=excluded
             )
         else:
-            sums[kind] = await _counts_only(
-                session,
-                kind=kind,
-                starts=starts,
-                end=end,
-                now=now,
-                ladder=ladder,
-                providers=providers,
-                excluded=excluded,
-            )
+            sums[kind] = await _counts_only(session, kind=kind, excluded=excluded, **common)
     out: dict[datetime, dict[Key, dict[str, Any]]] = {}
     for start in starts:
         checks, throttles = sums["check"][start], sums["throttle"][start]
