@@ -32,13 +32,18 @@ from apiwatch.analysis.anomalies import AnomalyDetector
 from apiwatch.analysis.failures import remediation_for
 from apiwatch.domain import Outcome, Severity
 
+AlertKey = tuple[str, str | None, str | None]  # (rule, provider, item)
+
 
 class RuleEngine(ResultRules, EventRules):
     def __init__(
         self, settings: AlertSettings, *, categories: Mapping[str, str] | None = None
     ) -> None:
         self.categories = dict(categories or {})
-        self._firing: dict[tuple[str, str | None, str | None], Firing] = {}
+        self._firing: dict[AlertKey, Firing] = {}
+        # The firing alerts that end by time, by provider: every result looks at its own
+        # provider's, not at every firing alert (thousands in a storm).
+        self._expiring: dict[str | None, dict[AlertKey, None]] = {}
         self._latencies: dict[str, TimedWindow] = {}  # per provider: (time, latency s)
         self._evidence: dict[str, TimedWindow] = {}  # per provider: (time, outcome code)
         self._calm: dict[tuple[str, str], int] = {}  # ordinary latencies since an anomaly
@@ -109,9 +114,11 @@ class RuleEngine(ResultRules, EventRules):
             if current is None:
                 return []
             del self._firing[key]
+            self._track_expiry(key, None)
             return [self._resolve(current.notice, now, resolved_message)]
         if current is not None and current.notice.severity is severity:
             current.expires_at = expires_at or current.expires_at
+            self._track_expiry(key, current.expires_at)
             return []
         out = []
         if current is not None:
@@ -134,8 +141,20 @@ class RuleEngine(ResultRules, EventRules):
             labels=all_labels,
         )
         self._firing[key] = Firing(notice, expires_at)
+        self._track_expiry(key, expires_at)
         out.append(notice)
         return out
+
+    def _track_expiry(self, key: AlertKey, expires_at: datetime | None) -> None:
+        provider = key[1]
+        if expires_at is not None:
+            self._expiring.setdefault(provider, {})[key] = None
+            return
+        keys = self._expiring.get(provider)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._expiring[provider]
 
     @staticmethod
     def _resolve(notice: AlertNotice, now: datetime, message: str | None) -> AlertNotice:
@@ -158,7 +177,9 @@ class RuleEngine(ResultRules, EventRules):
             expires = notice.fired_at + timedelta(seconds=auto)
         elif notice.rule in (Rule.RATE_LIMIT_WARNING, Rule.RATE_LIMIT_BLOCKED):
             expires = now + timedelta(hours=1)
-        self._firing[(notice.rule, notice.provider, item)] = Firing(notice, expires)
+        key = (notice.rule, notice.provider, item)
+        self._firing[key] = Firing(notice, expires)
+        self._track_expiry(key, expires)
 
     def tick(self, *, now: datetime) -> list[AlertNotice]:
         """Time-driven changes: expiring alerts, and inbound windows sliding on. Call it
@@ -167,10 +188,13 @@ class RuleEngine(ResultRules, EventRules):
 
     def _expire(self, now: datetime, provider: str | None = None) -> list[AlertNotice]:
         out: list[AlertNotice] = []
-        for key, firing in list(self._firing.items()):
+        if provider is not None:
+            keys = list(self._expiring.get(provider, ()))
+        else:
+            keys = [key for per_provider in self._expiring.values() for key in per_provider]
+        for key in keys:
+            firing = self._firing[key]
             if firing.expires_at is None or firing.expires_at > now:
-                continue
-            if provider is not None and key[1] != provider:
                 continue
             out += self._set(
                 *key, None, now=now, resolved_message=f"cleared: {firing.notice.message}"

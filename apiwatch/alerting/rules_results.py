@@ -17,9 +17,17 @@ from apiwatch.domain import FAILURE_OUTCOMES, Outcome, ProbeResult, Severity, Sk
 
 # What the error-rate rule counts: failures, and answers that say "too many requests".
 _COUNTED_AS_ERRORS = FAILURE_OUTCOMES | {Outcome.RATE_LIMITED}
-# Outcomes kept in a window of numbers: each by its place in the enum.
+# Outcomes kept in a window of numbers: each by its place in the enum, negated (minus one)
+# when it is not counted as an error, so "no error in the window" is one `max() < 0`.
 _OUTCOMES = tuple(Outcome)
-_OUTCOME_CODE = {outcome: float(code) for code, outcome in enumerate(_OUTCOMES)}
+_OUTCOME_CODE = {
+    outcome: float(code) if outcome in _COUNTED_AS_ERRORS else -1.0 - code
+    for code, outcome in enumerate(_OUTCOMES)
+}
+
+
+def _outcome(code: float) -> Outcome:
+    return _OUTCOMES[int(code) if code >= 0 else int(-1.0 - code)]
 
 
 class ResultRules:
@@ -98,6 +106,8 @@ class ResultRules:
             current=current,
             clear=rule.clear_ratio,
         )
+        if level is None and current is None:
+            return []  # fast and nothing firing: the common case, without building messages
         provider = result.provider
         return self._set(
             Rule.RESPONSE_TIME,
@@ -120,8 +130,10 @@ class ResultRules:
         elif window.size != rule.window_results:
             window = self._evidence[result.provider] = window.resized(rule.window_results)
         window.append(result.started_at.timestamp(), _OUTCOME_CODE[result.outcome])
-        recent = [_OUTCOMES[int(code)] for code in window.since(now.timestamp() - rule.max_age_s)]
         current = self._severity(Rule.ERROR_RATE, result.provider, None)
+        if current is None and window.largest() < 0:
+            return []  # no error in the window and nothing firing: decided without a list
+        recent = [_outcome(code) for code in window.since(now.timestamp() - rule.max_age_s)]
         # Too few recent results to judge a new alert; a firing one is judged on what there
         # is, so sparse checks (a 10-minute schedule) still let it clear.
         if len(recent) < rule.min_samples and current is None:

@@ -8,6 +8,7 @@ value) tuples took about a hundred.
 
 from __future__ import annotations
 
+import math
 from array import array
 
 
@@ -36,6 +37,10 @@ class TimedWindow:
         at, values, start = self._at, self._values, self._start
         order = [*range(start, len(at)), *range(start)]
         return [values[i] for i in order if at[i] >= cutoff]
+
+    def largest(self) -> float:
+        """The largest value in the window, whatever its time (-inf when empty)."""
+        return max(self._values, default=-math.inf)
 
     def resized(self, size: int) -> TimedWindow:
         """A window of `size` holding the newest pairs of this one that fit."""

@@ -72,10 +72,27 @@ class LatencyWindow:
     """The last `size` latencies of one endpoint.
 
     Kept as a ring in an `array('d')` (8 bytes a latency) rather than a deque of float
-    objects (32): a monitor holds one window per endpoint, ten thousand and more.
+    objects (32): a monitor holds one window per endpoint, ten thousand and more. The sum
+    and the sum of squares ride along, so judging a latency costs the same for a window of
+    50 as of 5 (it runs for every successful probe). They are kept as offsets from the
+    window's first latency, which keeps the squares small (no cancellation when the spread
+    is tiny against the mean), and summed afresh once per `size` latencies, so rounding
+    cannot build up.
     """
 
-    __slots__ = ("_ring", "_start", "min_samples", "min_stddev", "min_stddev_ratio", "size")
+    __slots__ = (
+        "_ring",
+        "_scale",
+        "_shift",
+        "_since_exact",
+        "_start",
+        "_sum",
+        "_sumsq",
+        "min_samples",
+        "min_stddev",
+        "min_stddev_ratio",
+        "size",
+    )
 
     def __init__(
         self,
@@ -88,17 +105,45 @@ class LatencyWindow:
         self.size = size
         self._ring = array("d")
         self._start = 0  # where the oldest latency is, once the ring is full
+        self._shift = 0.0
+        self._sum = 0.0  # of (latency - shift) over the ring
+        self._sumsq = 0.0  # of (latency - shift) ** 2
+        self._scale = 0.0  # the largest square added since then: what rounding is relative to
+        self._since_exact = 0  # latencies replaced since the sums were last taken afresh
         self.min_samples = min_samples
         self.min_stddev = min_stddev
         self.min_stddev_ratio = min_stddev_ratio
 
     def add(self, latency: float) -> None:
         ring = self._ring
+        if not ring:
+            self._shift = latency
+        d = latency - self._shift
+        if d * d > self._scale:
+            self._scale = d * d
         if len(ring) < self.size:
             ring.append(latency)
+            self._sum += d
+            self._sumsq += d * d
+            return
+        old = ring[self._start] - self._shift
+        ring[self._start] = latency
+        self._start = (self._start + 1) % self.size
+        self._since_exact += 1
+        if self._since_exact >= self.size:
+            self._exact()
         else:
-            ring[self._start] = latency
-            self._start = (self._start + 1) % self.size
+            self._sum += d - old
+            self._sumsq += d * d - old * old
+
+    def _exact(self) -> None:
+        ring = self._ring
+        shift = self._shift = ring[self._start]  # the oldest latency
+        self._sum = math.fsum(v - shift for v in ring)
+        squares = [(v - shift) ** 2 for v in ring]
+        self._sumsq = math.fsum(squares)
+        self._scale = max(squares, default=0.0)
+        self._since_exact = 0
 
     @property
     def values(self) -> list[float]:
@@ -114,7 +159,19 @@ class LatencyWindow:
         return len(self._ring) >= self.min_samples
 
     def stats(self) -> tuple[float, float]:
-        return mean_stddev(self._ring)  # order does not matter to a mean
+        """Mean and population standard deviation of the window (0.0, 0.0 when empty)."""
+        n = len(self._ring)
+        if not n:
+            return 0.0, 0.0
+        offset = self._sum / n
+        variance = self._sumsq / n - offset * offset
+        if variance * 1e8 <= self._scale:
+            # The spread is tiny against squares the sums have carried: rounding left by
+            # them (latencies long gone included) could be much of it. Sum afresh.
+            self._exact()
+            offset = self._sum / n
+            variance = self._sumsq / n - offset * offset
+        return self._shift + offset, math.sqrt(variance) if variance > 0 else 0.0
 
     def z_score(self, latency: float) -> float | None:
         """z of `latency` against the window, or None before `min_samples`."""

@@ -509,3 +509,33 @@ def test_rejected_ipv6_requests_are_counted_per_64_and_subjects_are_capped() -> 
         for i in range(rules_inbound.MAX_SUBJECTS + 50)
     )
     assert len(watch._rejected) == rules_inbound.MAX_SUBJECTS + 1  # the cap plus the shared bucket
+
+
+def test_a_result_expires_only_its_own_providers_timed_alerts() -> None:
+    """Alerts that end by time are looked up per provider: a result from one provider
+    clears that provider's expired budget warning and leaves another's to its own result
+    or to the clock's tick; one that ends later is left firing."""
+    engine = _engine()
+    reset = T0 + timedelta(minutes=1)
+    for provider, ends in (
+        ("coingecko", reset),
+        ("etherscan", reset),
+        ("binance", T0 + timedelta(hours=1)),
+    ):
+        data = {
+            "provider": provider,
+            "window": "minute",
+            "used": 24,
+            "limit": 30,
+            "percent": 80.0,
+            "reset_at": ends.isoformat(),
+        }
+        engine.on_event("rate_limit_warning", provider, data, now=T0)
+    after = reset + timedelta(seconds=1)
+    cleared = engine.on_result(_result(at=after), now=after)
+    assert [(n.provider, n.state.value) for n in cleared] == [("coingecko", "resolved")]
+    assert sorted(n.provider for n in engine.active()) == ["binance", "etherscan"]
+    assert [(n.provider, n.state.value) for n in engine.tick(now=after)] == [
+        ("etherscan", "resolved")
+    ]
+    assert [n.provider for n in engine.active()] == ["binance"]

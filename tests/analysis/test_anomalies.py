@@ -100,6 +100,27 @@ def test_the_window_is_a_ring_read_oldest_first() -> None:
     assert window.stats()[0] == pytest.approx(4.0)
 
 
+@pytest.mark.parametrize("size", [1, 5, 50])
+def test_the_running_stats_match_the_window_summed_afresh(size: int) -> None:
+    """The window keeps its sums as it goes: after thousands of latencies of every kind
+    (sub-millisecond, a tiny spread around a large mean, long tails) they still give what
+    summing the window afresh gives."""
+    rng = random.Random(size)
+    window = LatencyWindow(size=size)
+    kinds = [
+        lambda: rng.uniform(0.2, 2.0),
+        lambda: 5000.0 + rng.uniform(0, 0.001),
+        lambda: rng.expovariate(0.001),
+    ]
+    for i in range(3000):
+        window.add(rng.choice(kinds)() if i % 500 < 400 else kinds[1]())
+        mean, stddev = window.stats()
+        exact_mean, exact_stddev = mean_stddev(window.values)
+        assert mean == pytest.approx(exact_mean, rel=1e-9, abs=1e-9)
+        assert stddev == pytest.approx(exact_stddev, rel=1e-6, abs=1e-6)
+    assert LatencyWindow().stats() == (0.0, 0.0)
+
+
 def test_new_floors_reach_the_windows_already_kept() -> None:
     detector = AnomalyDetector(min_stddev=10.0)
     for _ in range(30):
