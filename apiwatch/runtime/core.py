@@ -164,6 +164,7 @@ class Runtime(Housekeeping):
         self.metrics = Metrics()
         self.metrics_state = StateCollector(self)
         self.metrics.state_registry.register(self.metrics_state)
+        self.metrics.text_sources.append(self.metrics_state.text_families)
 
     def _record_collection(self, item: object) -> None:
         self.metrics.observe_row(item)  # compliance rows feed the schedule metrics

@@ -16,6 +16,7 @@ per-probe families are plain counts exposed at scrape time (`metrics_probes`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -32,6 +33,8 @@ from apiwatch.alerting.delivery import DeliveryOutcome
 from apiwatch.domain import Outcome, ProbeResult, SkipReason
 from apiwatch.inbound import UsageRecord
 from apiwatch.runtime.metrics_probes import ProbeFamilies
+from apiwatch.runtime.metrics_text import TextFamily
+from apiwatch.runtime.metrics_text import render as render_text
 
 PROBE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -118,6 +121,8 @@ class Metrics:
         # (provider, endpoint) -> 1.0 / 0.0 of the last final attempt (blackbox's probe_success)
         self.last_success: dict[tuple[str, str], float] = {}
         self.runs: dict[str, dict[str, int]] = {}  # schedule -> result -> count
+        # Families with a series per provider, read at scrape time (the runtime's state).
+        self.text_sources: list[Callable[[], list[TextFamily]]] = []
 
     def _child(self, family: Any, *labels: str) -> Any:
         key = (id(family), *labels)
@@ -191,17 +196,21 @@ class Metrics:
 async def render(metrics: Metrics, accept: str) -> tuple[bytes, str]:
     """The exposition the scraper's Accept header asks for, and its content type.
 
-    The event-driven families (most of the series) render in a thread: at 10,000 series
-    that takes a few hundred ms, which would otherwise stall probes and the live feed."""
+    What is read from the running monitor is read here, on the event loop: the scrape-time
+    families that prometheus_client renders (a few dozen series) and the rows of the
+    families with a series per provider (`text_sources`, the probe counts). Everything is
+    then written out in a worker thread: at 10,000 providers that is a quarter of a million
+    series, which would otherwise stall probes and the live feed."""
     encode, content_type = choose_encoder(accept)
+    openmetrics = content_type.startswith("application/openmetrics-text")
     state = encode(metrics.state_registry)
-    probes = metrics.probe_families.snapshot()
+    families = metrics.probe_families.snapshot().families()
+    for source in metrics.text_sources:
+        families += source()
 
-    def encode_events() -> bytes:
-        # OpenMetrics ends with one "# EOF"; the text format has none.
-        return encode(metrics.registry).removesuffix(b"# EOF\n") + encode(probes).removesuffix(
-            b"# EOF\n"
-        )
+    def write() -> bytes:
+        # OpenMetrics ends with one "# EOF" (the state's, which comes last).
+        events = encode(metrics.registry).removesuffix(b"# EOF\n")
+        return events + render_text(families, openmetrics=openmetrics) + state
 
-    events = await asyncio.to_thread(encode_events)
-    return events + state, content_type
+    return await asyncio.to_thread(write), content_type

@@ -6,17 +6,20 @@ probe. prometheus_client keeps each labelled child as objects of its own (a hist
 is a dozen values, each with a lock): about 3 KB per provider, 30 MB at 10,000 providers,
 and a lock taken per bucket update on the probe path. Here a probe costs a dict lookup, a
 bisect and two additions; a scrape copies the counts on the event loop (`snapshot`) and the
-copy is rendered in a worker thread, as the other event-driven families are. The exposition
-is the one prometheus_client gives for the same observations (a test compares them).
+copy is written out in a worker thread (`metrics_text`), as the other event-driven families
+are rendered. The exposition is the one prometheus_client gives for the same observations (a
+test compares them).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from itertools import accumulate
 
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+from apiwatch.runtime.metrics_text import TextFamily
 
 PROBES_HELP = "Connection attempts by outcome (retries included)."
 DURATION_HELP = "Latency of attempts that got an answer (skipped, timed out and refused excluded)."
@@ -62,7 +65,7 @@ class ProbeFamilies:
 
 
 class ProbeSnapshot:
-    """The counts at one instant; a collector for the exposition encoders."""
+    """The counts at one instant, as the two families' exposition."""
 
     def __init__(
         self,
@@ -74,21 +77,19 @@ class ProbeSnapshot:
         self._latencies = latencies
         self._le = le
 
-    def collect(self) -> Iterator[Metric]:
-        probes = CounterMetricFamily(
-            "apiwatch_probes", PROBES_HELP, labels=["provider", "endpoint", "outcome"]
+    def families(self) -> list[TextFamily]:
+        probes = TextFamily(
+            "apiwatch_probes", PROBES_HELP, "counter", ["provider", "endpoint", "outcome"]
         )
         for labels, value in self._counts.items():
-            probes.add_metric(list(labels), value)
-        yield probes
-        duration = HistogramMetricFamily(
-            "apiwatch_probe_duration_seconds", DURATION_HELP, labels=["provider", "endpoint"]
+            probes.add(labels, value)
+        duration = TextFamily(
+            "apiwatch_probe_duration_seconds",
+            DURATION_HELP,
+            "histogram",
+            ["provider", "endpoint"],
+            le=self._le,
         )
-        le = self._le
         for labels, row in self._latencies.items():
-            total, cumulative = 0.0, []
-            for bound, n in zip(le, row[:-1], strict=True):
-                total += n
-                cumulative.append((bound, total))
-            duration.add_metric(list(labels), cumulative, sum_value=row[-1])
-        yield duration
+            duration.add_histogram(labels, list(accumulate(row[:-1])), row[-1])
+        return [probes, duration]

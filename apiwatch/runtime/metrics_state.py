@@ -26,11 +26,13 @@ from apiwatch.budget.decisions import WindowUsage
 from apiwatch.budget.keys import KeyStatus
 from apiwatch.domain import Status
 from apiwatch.probe.breaker import CircuitState
+from apiwatch.runtime.metrics_text import TextFamily
 
 if TYPE_CHECKING:
     from apiwatch.runtime.core import Runtime
 
 INF = float("inf")
+_STATUSES = tuple(status.value for status in Status)
 
 
 def _enum_family(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -53,49 +55,66 @@ class StateCollector:
 
     def collect(self) -> Iterator[Metric]:
         runtime = self._runtime
-        yield from self._providers(runtime)
         yield from self._budget_families()
-        yield from self._guard_families(runtime)
+        yield from self._key_families(runtime)
         yield from self._data_families(runtime)
         yield from self._book_families(runtime)
         yield from self._process_families(runtime)
         yield from self._certificate_families(runtime)
+
+    def text_families(self) -> list[TextFamily]:
+        """The families with a series per provider, read now (on the event loop) and
+        written out later (`metrics_text`, in a worker thread)."""
+        runtime = self._runtime
+        status = TextFamily(
+            "apiwatch_provider_status",
+            "1 for the provider's current status (online, degraded, offline, unknown).",
+            "gauge",
+            ["provider", "status"],
+        )
+        for provider, word in runtime.tracker.statuses().items():
+            if not self._judged(runtime, provider):
+                continue
+            for each in _STATUSES:
+                status.add((provider, each), 1.0 if word == each else 0.0)
+        success = TextFamily(
+            "apiwatch_probe_success",
+            "1 when the endpoint's last check succeeded (ok or slow), else 0.",
+            "gauge",
+            ["provider", "endpoint"],
+        )
+        for labels, value in sorted(runtime.metrics.last_success.items()):
+            success.add(labels, value)
+        anomaly = TextFamily(
+            "apiwatch_anomaly_score",
+            "Largest |z| of the provider's endpoints' newest latencies (0: usual).",
+            "gauge",
+            ["provider"],
+        )
+        alerts = runtime.alerts
+        for provider, score in sorted((alerts.rules.anomaly_scores() if alerts else {}).items()):
+            anomaly.add((provider,), score)
+        breaker = TextFamily(
+            "apiwatch_circuit_breaker_state",
+            "1 for the breaker's current state (closed, open, half_open).",
+            "gauge",
+            ["provider", "state"],
+        )
+        guard = runtime.engine.guard
+        if guard is not None:
+            # Breakers only where this process probes (an API process has none).
+            owns = runtime.sharing.owns
+            for provider in sorted(p for p in runtime.catalogue.providers if owns(p)):
+                current = guard.breaker.state(provider).state
+                for each in CircuitState:
+                    breaker.add((provider, each.value), 1.0 if current is each else 0.0)
+        return [status, success, anomaly, breaker]
 
     def _judged(self, runtime: Runtime, provider: str) -> bool:
         """Whether this process's view of the provider is its own: a worker probing a share
         exports only that share (else the stale view of the others' providers would sit
         next to theirs); an API process exports all, as adopted from the workers."""
         return runtime.settings.role == "api" or runtime.sharing.owns(provider)
-
-    def _providers(self, runtime: Runtime) -> Iterator[Metric]:
-        status = _enum_family(
-            "apiwatch_provider_status",
-            "1 for the provider's current status (online, degraded, offline, unknown).",
-            ["provider", "status"],
-        )
-        for provider, state in runtime.tracker.states().items():
-            if not self._judged(runtime, provider):
-                continue
-            for each in Status:
-                status.add_metric([provider, each.value], 1.0 if state.status is each else 0.0)
-        yield status
-        success = GaugeMetricFamily(
-            "apiwatch_probe_success",
-            "1 when the endpoint's last check succeeded (ok or slow), else 0.",
-            labels=["provider", "endpoint"],
-        )
-        for (provider, endpoint), value in sorted(runtime.metrics.last_success.items()):
-            success.add_metric([provider, endpoint], value)
-        yield success
-        anomaly = GaugeMetricFamily(
-            "apiwatch_anomaly_score",
-            "Largest |z| of the provider's endpoints' newest latencies (0: usual).",
-            labels=["provider"],
-        )
-        alerts = runtime.alerts
-        for provider, score in sorted((alerts.rules.anomaly_scores() if alerts else {}).items()):
-            anomaly.add_metric([provider], score)
-        yield anomaly
 
     def _budget_families(self) -> Iterator[Metric]:
         # `tier` (ip, endpoint, key) and `scope` (the endpoint or key's variable, "" for the
@@ -119,25 +138,16 @@ class StateCollector:
         yield used
         yield exhaustion
 
-    def _guard_families(self, runtime: Runtime) -> Iterator[Metric]:
+    def _key_families(self, runtime: Runtime) -> Iterator[Metric]:
         guard = runtime.engine.guard
-        breaker = _enum_family(
-            "apiwatch_circuit_breaker_state",
-            "1 for the breaker's current state (closed, open, half_open).",
-            ["provider", "state"],
-        )
         keys = _enum_family(
             "apiwatch_key_status",
             "1 for each provider key's current status; `key` is the variable's name.",
             ["provider", "key", "status"],
         )
         if guard is not None:
-            # Breakers and keys only where this process probes (an API process has neither).
+            # Keys only where this process probes (an API process has none).
             owns = runtime.sharing.owns
-            for provider in sorted(p for p in runtime.catalogue.providers if owns(p)):
-                current = guard.breaker.state(provider).state
-                for each in CircuitState:
-                    breaker.add_metric([provider, each.value], 1.0 if current is each else 0.0)
             for provider, pool in sorted(guard.keys.items()):
                 if not owns(provider):
                     continue
@@ -148,7 +158,6 @@ class StateCollector:
                             [provider, key.env_name, each_key.value],
                             1.0 if current_key is each_key else 0.0,
                         )
-        yield breaker
         yield keys
 
     def _data_families(self, runtime: Runtime) -> Iterator[Metric]:
