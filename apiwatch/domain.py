@@ -5,9 +5,11 @@ Nothing here imports from the rest of apiwatch; everything else imports from her
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 
@@ -83,6 +85,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     """One probe of one endpoint. Everything downstream is derived from these."""
@@ -103,8 +108,11 @@ class ProbeResult:
     location: str = ""
     # The parsed body, for collectors; never stored by the recorder.
     payload: Any = field(default=None, repr=False, compare=False)
-    # Response headers a budget may read (rate-limit headers, Retry-After).
-    headers: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # Response headers a budget may read (rate-limit headers, Retry-After). Read-only: a
+    # result without any shares one empty mapping (a monitor holds hundreds of thousands).
+    headers: Mapping[str, str] = field(
+        default_factory=lambda: NO_HEADERS, repr=False, compare=False
+    )
     # The TLS certificate this attempt's connection presented, when it was due to be read
     # (at most once per refresh interval per host); the runtime stores and announces it.
     certificate: CertificateSeen | None = field(default=None, repr=False, compare=False)

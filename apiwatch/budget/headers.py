@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -107,7 +108,7 @@ def _retry_after(headers: dict[str, str], now: float) -> list[Report]:
     return [BlockReport(until=to_datetime(until))]
 
 
-def usage_from_headers(headers: dict[str, str], *, now: float) -> list[Report]:
+def usage_from_headers(headers: Mapping[str, str], *, now: float) -> list[Report]:
     """Every report the response headers carry; `now` (unix seconds) anchors `Retry-After`."""
     lowered = {name.lower(): value for name, value in headers.items()}
     return [*_binance(lowered), *_bybit(lowered), *_retry_after(lowered, now)]

@@ -19,7 +19,14 @@ from yarl import URL
 
 from apiwatch.budget.keys import Key, KeyPool
 from apiwatch.catalogue.schema import EndpointSpec, ProviderSpec
-from apiwatch.domain import CertificateSeen, Outcome, ProbeResult, SkipReason, utcnow
+from apiwatch.domain import (
+    NO_HEADERS,
+    CertificateSeen,
+    Outcome,
+    ProbeResult,
+    SkipReason,
+    utcnow,
+)
 from apiwatch.probe.classify import Classified, classify_exception, classify_response
 from apiwatch.probe.client import connection_ssl_object, read_bounded, upstream_status
 from apiwatch.probe.guard import ProbeGuard
@@ -253,7 +260,7 @@ class ProbeEngine:
                 endpoint=endpoint,
                 status=status,
                 body=body,
-                headers=kept,
+                headers=kept or NO_HEADERS,
                 latency_ms=latency_ms,
                 truncated_at=self._max_body if truncated else None,
                 location=location,
@@ -277,7 +284,7 @@ class ProbeEngine:
             retry_after_s=verdict.retry_after_s,
             response_bytes=size,
             payload=verdict.payload,
-            headers=kept,
+            headers=kept or NO_HEADERS,
             certificate=certificate,
         )
 

@@ -27,7 +27,7 @@ from apiwatch.collection.model import CollectionConfig
 from apiwatch.collection.run import Collection
 from apiwatch.collection.schedules import CollectionSchedules
 from apiwatch.dependencies import Dependency
-from apiwatch.domain import ProbeResult, StatusChange, utcnow
+from apiwatch.domain import NO_HEADERS, ProbeResult, StatusChange, utcnow
 from apiwatch.events import EventBus
 from apiwatch.inbound import MemoryKeyStore
 from apiwatch.probe.engine import ProbeEngine
@@ -237,7 +237,7 @@ class Runtime(Housekeeping):
         # Listeners (alerting's queue, stream subscribers) and the tracker's window hold
         # results for a while; none needs the parsed body, which is most of a result's
         # memory (a 25-minute soak kept 37 MB of health-check bodies alive through them).
-        lean = dataclasses.replace(result, payload=None, headers={}, certificate=None)
+        lean = dataclasses.replace(result, payload=None, headers=NO_HEADERS, certificate=None)
         self.bus.publish(lean)
         if self.last_check_at is None or result.started_at > self.last_check_at:
             self.last_check_at = result.started_at

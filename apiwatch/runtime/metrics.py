@@ -33,8 +33,7 @@ from apiwatch.alerting.delivery import DeliveryOutcome
 from apiwatch.domain import Outcome, ProbeResult, SkipReason
 from apiwatch.inbound import UsageRecord
 from apiwatch.runtime.metrics_probes import ProbeFamilies
-from apiwatch.runtime.metrics_text import TextFamily
-from apiwatch.runtime.metrics_text import render as render_text
+from apiwatch.runtime.metrics_text import TextFamily, pieces
 
 PROBE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -211,6 +210,6 @@ async def render(metrics: Metrics, accept: str) -> tuple[bytes, str]:
     def write() -> bytes:
         # OpenMetrics ends with one "# EOF" (the state's, which comes last).
         events = encode(metrics.registry).removesuffix(b"# EOF\n")
-        return events + render_text(families, openmetrics=openmetrics) + state
+        return b"".join([events, *pieces(families, openmetrics=openmetrics), state])
 
     return await asyncio.to_thread(write), content_type

@@ -125,16 +125,22 @@ class TextFamily:
             yield f"{name}_sum{{{labels}}} {number(sum_value)}\n"
 
 
-def render(families: Iterable[TextFamily], *, openmetrics: bool) -> bytes:
-    """The families' exposition as UTF-8, joined a chunk of lines at a time."""
-    pieces: list[bytes] = []
+def pieces(families: Iterable[TextFamily], *, openmetrics: bool) -> list[bytes]:
+    """The families' exposition as UTF-8 pieces of a few thousand lines each: joined once
+    with whatever goes around them, the whole is copied once."""
+    out: list[bytes] = []
     chunk: list[str] = []
     for family in families:
         for line in family.lines(openmetrics=openmetrics):
             chunk.append(line)
             if len(chunk) >= _CHUNK:
-                pieces.append("".join(chunk).encode())
+                out.append("".join(chunk).encode())
                 chunk.clear()
     if chunk:
-        pieces.append("".join(chunk).encode())
-    return b"".join(pieces)
+        out.append("".join(chunk).encode())
+    return out
+
+
+def render(families: Iterable[TextFamily], *, openmetrics: bool) -> bytes:
+    """The families' exposition as UTF-8."""
+    return b"".join(pieces(families, openmetrics=openmetrics))

@@ -9,7 +9,7 @@ import pytest
 from apiwatch.budget.keys import Key, KeyPool
 from apiwatch.catalogue.loader import load_catalogue
 from apiwatch.catalogue.schema import ProviderSpec
-from apiwatch.domain import Outcome, SkipReason
+from apiwatch.domain import NO_HEADERS, Outcome, SkipReason
 from apiwatch.probe.client import create_session
 from apiwatch.probe.engine import ProbeEngine, build_url
 from apiwatch.probe.retry import RetryPolicy
@@ -243,3 +243,16 @@ def test_upstream_override_maps_provider_id_and_base_path() -> None:
     assert build_url(gecko, gecko.health, "http://h:1") == "http://h:1/coingecko/api/v3/ping"
     assert build_url(scan, scan.health, "http://h:1") == "http://h:1/etherscan/v2/api"
     assert build_url(gecko, gecko.health, None) == "https://api.coingecko.com/api/v3/ping"
+
+
+async def test_only_results_with_budget_headers_carry_a_mapping_of_their_own(
+    sim: Simulator, engine: ProbeEngine
+) -> None:
+    """A result keeps the rate-limit headers a budget reads; one whose answer had none shares
+    one read-only empty mapping (a monitor holds hundreds of thousands of results)."""
+    [plain] = await engine.probe(CATALOGUE.providers["coingecko"], "health")
+    assert plain.headers is NO_HEADERS and not plain.headers
+    with pytest.raises(TypeError):
+        plain.headers["retry-after"] = "1"  # type: ignore[index]
+    [weighed] = await engine.probe(CATALOGUE.providers["binance"], "health")
+    assert "x-mbx-used-weight-1m" in weighed.headers and weighed.headers is not NO_HEADERS
