@@ -16,7 +16,7 @@ per-probe families are plain counts exposed at scrape time (`metrics_probes`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from prometheus_client import (
@@ -192,14 +192,15 @@ class Metrics:
             )
 
 
-async def render(metrics: Metrics, accept: str) -> tuple[bytes, str]:
-    """The exposition the scraper's Accept header asks for, and its content type.
+async def render(metrics: Metrics, accept: str) -> tuple[AsyncIterator[bytes], str]:
+    """The exposition the scraper's Accept header asks for, in pieces, and its content type.
 
-    What is read from the running monitor is read here, on the event loop: the scrape-time
+    What is read from the running monitor is read now, on the event loop: the scrape-time
     families that prometheus_client renders (a few dozen series) and the rows of the
-    families with a series per provider (`text_sources`, the probe counts). Everything is
-    then written out in a worker thread: at 10,000 providers that is a quarter of a million
-    series, which would otherwise stall probes and the live feed."""
+    families with a series per provider (`text_sources`, the probe counts). The text is
+    written in a worker thread a piece at a time as the response is sent: at 10,000
+    providers it is a quarter of a million series and twenty megabytes, which would
+    otherwise stall probes and the live feed, and be held whole."""
     encode, content_type = choose_encoder(accept)
     openmetrics = content_type.startswith("application/openmetrics-text")
     state = encode(metrics.state_registry)
@@ -207,9 +208,12 @@ async def render(metrics: Metrics, accept: str) -> tuple[bytes, str]:
     for source in metrics.text_sources:
         families += source()
 
-    def write() -> bytes:
+    async def body() -> AsyncIterator[bytes]:
         # OpenMetrics ends with one "# EOF" (the state's, which comes last).
-        events = encode(metrics.registry).removesuffix(b"# EOF\n")
-        return b"".join([events, *pieces(families, openmetrics=openmetrics), state])
+        yield (await asyncio.to_thread(encode, metrics.registry)).removesuffix(b"# EOF\n")
+        written = pieces(families, openmetrics=openmetrics)
+        while (piece := await asyncio.to_thread(next, written, None)) is not None:
+            yield piece
+        yield state
 
-    return await asyncio.to_thread(write), content_type
+    return body(), content_type

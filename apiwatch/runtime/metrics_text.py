@@ -6,8 +6,8 @@ providers the families with a series per provider come to about 250,000 samples:
 two seconds of CPU, and the hundred-odd megabytes of short-lived objects it made left the
 process's resident memory higher after each scrape (a long-lived object allocated meanwhile
 pins a whole arena). Here a family keeps its rows as tuples, the label names' order and each
-distinct label value's escaped form are worked out once, and the text is joined a chunk at a
-time.
+distinct label value's escaped form are worked out once, and the text is made a few thousand
+lines at a time, each piece sent before the next is made.
 
 The output is byte for byte what prometheus_client's encoders give for the same family, in
 the Prometheus text format and in OpenMetrics (tests compare them); the families that are not
@@ -125,22 +125,20 @@ class TextFamily:
             yield f"{name}_sum{{{labels}}} {number(sum_value)}\n"
 
 
-def pieces(families: Iterable[TextFamily], *, openmetrics: bool) -> list[bytes]:
-    """The families' exposition as UTF-8 pieces of a few thousand lines each: joined once
-    with whatever goes around them, the whole is copied once."""
-    out: list[bytes] = []
+def pieces(families: Iterable[TextFamily], *, openmetrics: bool) -> Iterator[bytes]:
+    """The families' exposition as UTF-8 pieces of a few thousand lines each, made as they
+    are asked for: a scrape can send each before the next is written."""
     chunk: list[str] = []
     for family in families:
         for line in family.lines(openmetrics=openmetrics):
             chunk.append(line)
             if len(chunk) >= _CHUNK:
-                out.append("".join(chunk).encode())
+                yield "".join(chunk).encode()
                 chunk.clear()
     if chunk:
-        out.append("".join(chunk).encode())
-    return out
+        yield "".join(chunk).encode()
 
 
 def render(families: Iterable[TextFamily], *, openmetrics: bool) -> bytes:
-    """The families' exposition as UTF-8."""
+    """The families' exposition as UTF-8, whole."""
     return b"".join(pieces(families, openmetrics=openmetrics))
