@@ -1,11 +1,13 @@
-"""Scrape cost: the time to render apiwatch's /metrics at about 10,000 series, against a
-plain prometheus-client registry of gauges with the same number of series (what any
-exporter pays), in the same run; and the size of the exposition.
+"""Scrape cost at many providers: apiwatch's `/metrics` as served, against prometheus_client
+rendering the same families (its Counter and Histogram children, a GaugeMetricFamily for the
+per-provider status), in the same run: time per scrape, the Python memory a scrape takes at
+its peak (tracemalloc), and how long the event loop goes without running while one is served.
 
-Run: .venv/bin/python bench/metrics_scrape.py [--pairs 600] [--rounds 20]
+Run: .venv/bin/python bench/metrics_scrape.py [--providers 10000] [--rounds 5]
 
-The series come from apiwatch's own listeners fed with results of `pairs` (provider,
-endpoint) pairs and inbound usage of 40 routes, as a large catalogue would produce.
+The series come from apiwatch's own listeners fed one result per provider (a latency, an
+outcome) and inbound usage of 40 routes; the status family has one series per provider and
+status word, as the runtime exports it.
 """
 
 from __future__ import annotations
@@ -14,45 +16,112 @@ import argparse
 import asyncio
 import statistics
 import time
+import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from apiwatch.domain import Outcome, ProbeResult
 from apiwatch.inbound import UsageRecord
-from apiwatch.runtime.metrics import Metrics, render
+from apiwatch.runtime.metrics import PROBE_BUCKETS, Metrics, render
+from apiwatch.runtime.metrics_probes import DURATION_HELP, PROBES_HELP
+from apiwatch.runtime.metrics_text import TextFamily
+
+STATUSES = ("online", "degraded", "offline", "unknown")
+STATUS_HELP = "1 for the provider's current status (online, degraded, offline, unknown)."
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
-def seeded(pairs: int) -> Metrics:
+def latency(n: int) -> float:
+    return 0.005 + (n % 97) / 100
+
+
+def seeded(providers: int) -> Metrics:
     metrics = Metrics()
     now = datetime.now(UTC)
-    for n in range(pairs):
-        provider, endpoint = f"provider{n // 12}", f"endpoint{n % 12}"
-        for outcome in (Outcome.OK, Outcome.SERVER_ERROR):
-            metrics.observe(ProbeResult(provider, endpoint, outcome, now, latency_ms=40.0))
+    for n in range(providers):
+        outcome = Outcome.OK if n % 10 else Outcome.SERVER_ERROR
+        result = ProbeResult(f"gen{n:05d}", "health", outcome, now, latency_ms=latency(n) * 1000)
+        metrics.observe(result)
     for r in range(40):
         for status in (200, 401):
             metrics.observe_usage(
                 UsageRecord(1, "k", f"/api/route{r}", "GET", status, 2.0, now, None, True)
             )
+
+    def status() -> list[TextFamily]:
+        family = TextFamily(
+            "apiwatch_provider_status", STATUS_HELP, "gauge", ["provider", "status"]
+        )
+        for n in range(providers):
+            for word in STATUSES:
+                family.add((f"gen{n:05d}", word), 1.0 if word == "online" else 0.0)
+        return [family]
+
+    metrics.text_sources.append(status)
     return metrics
 
 
-def series(text: bytes) -> int:
-    return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
+class LibraryStatus:
+    """The status family as a prometheus_client collector builds it at scrape time."""
+
+    def __init__(self, providers: int) -> None:
+        self.providers = providers
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "apiwatch_provider_status", STATUS_HELP, labels=["provider", "status"]
+        )
+        for n in range(self.providers):
+            for word in STATUSES:
+                family.add_metric([f"gen{n:05d}", word], 1.0 if word == "online" else 0.0)
+        return [family]
 
 
-def timed(render, rounds: int) -> float:
+def library(providers: int) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    probes = Counter(
+        "apiwatch_probes", PROBES_HELP, ["provider", "endpoint", "outcome"], registry=registry
+    )
+    duration = Histogram(
+        "apiwatch_probe_duration_seconds",
+        DURATION_HELP,
+        ["provider", "endpoint"],
+        buckets=PROBE_BUCKETS,
+        registry=registry,
+    )
+    for n in range(providers):
+        outcome = "ok" if n % 10 else "server_error"
+        probes.labels(f"gen{n:05d}", "health", outcome).inc()
+        duration.labels(f"gen{n:05d}", "health").observe(latency(n))
+    registry.register(LibraryStatus(providers))
+    return registry
+
+
+async def served(metrics: Metrics, accept: str) -> bytes:
+    body, _ = await render(metrics, accept)
+    return b"".join([piece async for piece in body])
+
+
+def measure(scrape: Callable[[], bytes], rounds: int) -> tuple[float, float, int]:
+    """Median ms per scrape, peak traced MB of one scrape, and the exposition's size."""
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        render()
+        text = scrape()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    tracemalloc.start()
+    scrape()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return statistics.median(times) * 1000, peak / 1e6, len(text)
 
 
-async def loop_stall_ms(work) -> float:
+async def loop_stall_ms(work: Callable[[], object]) -> float:
     """The longest the event loop went without running a 1 ms ticker while `work()` ran."""
     gaps: list[float] = []
     done = False
@@ -67,46 +136,57 @@ async def loop_stall_ms(work) -> float:
 
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0.02)
-    await work()
+    await work()  # type: ignore[misc]
     done = True
     await task
     return max(gaps) * 1000
 
 
 def main(args: argparse.Namespace) -> None:
-    metrics = seeded(args.pairs)
-    ours = generate_latest(metrics.registry)
-    count = series(ours)
-    plain = CollectorRegistry()
-    gauge = Gauge("plain_series", "A gauge per series", ["a", "b"], registry=plain)
-    for n in range(count):
-        gauge.labels(f"a{n // 100}", f"b{n % 100}").set(n)
-    text_ms = timed(lambda: generate_latest(metrics.registry), args.rounds)
-    om_ms = timed(lambda: generate_openmetrics(metrics.registry), args.rounds)
-    plain_ms = timed(lambda: generate_latest(plain), args.rounds)
-    print(f"series: {count} (apiwatch) / {series(generate_latest(plain))} (plain gauges)")
-    print(f"exposition size: {len(ours) / 1024:.0f} KiB")
-    print(f"apiwatch text format   median {text_ms:7.1f} ms  ({args.rounds} renders)")
-    print(f"apiwatch OpenMetrics   median {om_ms:7.1f} ms")
-    print(f"plain gauges, text     median {plain_ms:7.1f} ms")
-    print(f"apiwatch / plain ratio {text_ms / plain_ms:.2f}")
+    disable_created_metrics()
+    metrics = seeded(args.providers)
+    registry = library(args.providers)
 
-    async def in_loop() -> None:
-        generate_latest(metrics.registry)
+    def ours(accept: str) -> Callable[[], bytes]:
+        return lambda: asyncio.run(served(metrics, accept))
+
+    # The library's encoders over the same families, and the event families apiwatch keeps
+    # in prometheus_client too (inbound requests): what a scrape would be without the writer.
+    def theirs(encode: Callable[[CollectorRegistry], bytes]) -> Callable[[], bytes]:
+        return lambda: encode(metrics.registry) + encode(registry)
+
+    print(f"{args.providers} providers, {args.rounds} scrapes each, medians")
+    rows = [
+        ("apiwatch as served, text", ours("")),
+        ("prometheus_client, text", theirs(generate_latest)),
+        ("apiwatch as served, OpenMetrics", ours(OPENMETRICS)),
+        ("prometheus_client, OpenMetrics", theirs(generate_openmetrics)),
+    ]
+    figures = {}
+    for name, scrape in rows:
+        ms, peak, size = measure(scrape, args.rounds)
+        figures[name] = ms
+        print(f"  {name:34s} {ms:7.0f} ms  peak {peak:6.1f} MB traced  {size / 1e6:5.1f} MB")
+    for fmt in ("text", "OpenMetrics"):
+        ratio = figures[f"apiwatch as served, {fmt}"] / figures[f"prometheus_client, {fmt}"]
+        print(f"  time apiwatch / prometheus_client, {fmt}: {ratio:.2f}")
 
     async def as_served() -> None:
-        await render(metrics, "")
+        await served(metrics, "")
 
-    stalls_loop = [asyncio.run(loop_stall_ms(in_loop)) for _ in range(5)]
-    stalls_served = [asyncio.run(loop_stall_ms(as_served)) for _ in range(5)]
+    async def inline() -> None:
+        generate_latest(registry)
+
+    stalls = [asyncio.run(loop_stall_ms(as_served)) for _ in range(3)]
+    whole = [asyncio.run(loop_stall_ms(inline)) for _ in range(3)]
     print(
-        f"event-loop stall during a scrape: median {statistics.median(stalls_served):.1f} ms "
-        f"as /metrics renders (thread), {statistics.median(stalls_loop):.1f} ms rendered inline"
+        f"  longest event-loop stall during a scrape: {statistics.median(stalls):.0f} ms as "
+        f"served, {statistics.median(whole):.0f} ms for the library's render on the loop"
     )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", type=int, default=600)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--providers", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=5)
     main(parser.parse_args())

@@ -6,7 +6,7 @@ import asyncio
 
 from structlog.testing import capture_logs
 
-from apiwatch.runtime.stopping import stop_tasks
+from apiwatch.stopping import stop_tasks
 
 
 async def test_a_task_that_swallows_one_cancellation_is_cancelled_again_and_stops() -> None:

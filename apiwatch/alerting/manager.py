@@ -49,6 +49,7 @@ from apiwatch.alerting.rows import (
 from apiwatch.alerting.rules import RuleEngine
 from apiwatch.alerting.sending import compose_report, record_sent
 from apiwatch.domain import BudgetBurn, ProbeResult, StatusChange, utcnow
+from apiwatch.stopping import stop_tasks
 from apiwatch.storage.repositories import alerts as alert_repo
 from apiwatch.storage.repositories import maintenance as maintenance_repo
 
@@ -181,11 +182,8 @@ class AlertManager(AlertQueries, MaintenanceQueries):
 
     async def _stop_tasks(self) -> None:
         # A row write the cancel interrupts runs to its end on its own (pending_writes.py).
-        for task in (self._task, self._flusher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        # Bounded: a channel library that swallows the cancellation must not hold shutdown.
+        await stop_tasks(task for task in (self._task, self._flusher) if task is not None)
 
     # -- input ------------------------------------------------------------------------------
 

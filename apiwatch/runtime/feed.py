@@ -33,7 +33,7 @@ from apiwatch.runtime.feed_messages import (
     encode,
     message,
 )
-from apiwatch.runtime.stopping import stop_tasks
+from apiwatch.stopping import stop_tasks
 
 log = structlog.get_logger("apiwatch.feed")
 

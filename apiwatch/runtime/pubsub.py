@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from apiwatch.runtime.stopping import stop_tasks
+from apiwatch.stopping import stop_tasks
 
 log = structlog.get_logger("apiwatch.pubsub")
 
