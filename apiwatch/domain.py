@@ -5,11 +5,10 @@ Nothing here imports from the rest of apiwatch; everything else imports from her
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Any
 
 
@@ -85,7 +84,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+class _NoHeaders(Mapping[str, str]):
+    """An empty read-only mapping, one for the process: the headers of every result whose
+    answer carried none a budget reads. It copies, deep-copies and pickles as itself."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> str:
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "NO_HEADERS"
+
+    def __copy__(self) -> _NoHeaders:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _NoHeaders:
+        return self
+
+    def __reduce__(self) -> str:
+        return "NO_HEADERS"  # pickled by reference to this module's name
+
+
+NO_HEADERS: Mapping[str, str] = _NoHeaders()
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,7 @@ def main(args: argparse.Namespace) -> None:
     # The library's encoders over the same families, and the event families apiwatch keeps
     # in prometheus_client too (inbound requests): what a scrape would be without the writer.
     def theirs(encode: Callable[[CollectorRegistry], bytes]) -> Callable[[], bytes]:
-        return lambda: encode(metrics.registry) + encode(registry)
+        return lambda: encode(metrics.registry).removesuffix(b"# EOF\n") + encode(registry)
 
     print(f"{args.providers} providers, {args.rounds} scrapes each, medians")
     rows = [
@@ -174,14 +174,20 @@ def main(args: argparse.Namespace) -> None:
     async def as_served() -> None:
         await served(metrics, "")
 
-    async def inline() -> None:
-        generate_latest(registry)
+    # Before the per-provider families were written straight to text, the state families
+    # (here: the status) were rendered by the client library on the event loop.
+    status = CollectorRegistry()
+    status.register(LibraryStatus(args.providers))
+
+    async def before() -> None:
+        generate_latest(status)
 
     stalls = [asyncio.run(loop_stall_ms(as_served)) for _ in range(3)]
-    whole = [asyncio.run(loop_stall_ms(inline)) for _ in range(3)]
+    earlier = [asyncio.run(loop_stall_ms(before)) for _ in range(3)]
     print(
         f"  longest event-loop stall during a scrape: {statistics.median(stalls):.0f} ms as "
-        f"served, {statistics.median(whole):.0f} ms for the library's render on the loop"
+        f"served, {statistics.median(earlier):.0f} ms for the status family rendered on the "
+        "loop by the client library, as before"
     )
 
 

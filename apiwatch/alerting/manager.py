@@ -182,7 +182,8 @@ class AlertManager(AlertQueries, MaintenanceQueries):
 
     async def _stop_tasks(self) -> None:
         # A row write the cancel interrupts runs to its end on its own (pending_writes.py).
-        # Bounded: a channel library that swallows the cancellation must not hold shutdown.
+        # Bounded: a library that swallows the cancellation must not hold shutdown (or the
+        # hand-over of the lease); a task it leaves running is logged (`tasks_left_running`).
         await stop_tasks(task for task in (self._task, self._flusher) if task is not None)
 
     # -- input ------------------------------------------------------------------------------

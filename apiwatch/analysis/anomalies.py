@@ -130,7 +130,9 @@ class LatencyWindow:
         ring[self._start] = latency
         self._start = (self._start + 1) % self.size
         self._since_exact += 1
-        if self._since_exact >= self.size:
+        if self._since_exact >= self.size or not (math.isfinite(d) and math.isfinite(old)):
+            # Due, or a NaN or infinity arriving or leaving: subtracting it back out would
+            # leave the sums NaN after it has gone.
             self._exact()
         else:
             self._sum += d - old
@@ -138,7 +140,7 @@ class LatencyWindow:
 
     def _exact(self) -> None:
         ring = self._ring
-        shift = self._shift = ring[self._start]  # the oldest latency
+        shift = self._shift = next((v for v in ring if math.isfinite(v)), 0.0)
         self._sum = math.fsum(v - shift for v in ring)
         squares = [(v - shift) ** 2 for v in ring]
         self._sumsq = math.fsum(squares)
@@ -165,13 +167,15 @@ class LatencyWindow:
             return 0.0, 0.0
         offset = self._sum / n
         variance = self._sumsq / n - offset * offset
-        if variance * 1e8 <= self._scale:
+        if self._scale > 0.0 and variance * 1e8 <= self._scale:
             # The spread is tiny against squares the sums have carried: rounding left by
             # them (latencies long gone included) could be much of it. Sum afresh.
             self._exact()
             offset = self._sum / n
             variance = self._sumsq / n - offset * offset
-        return self._shift + offset, math.sqrt(variance) if variance > 0 else 0.0
+        if variance > 0:
+            return self._shift + offset, math.sqrt(variance)
+        return self._shift + offset, variance if math.isnan(variance) else 0.0
 
     def z_score(self, latency: float) -> float | None:
         """z of `latency` against the window, or None before `min_samples`."""

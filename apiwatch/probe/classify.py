@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -106,7 +107,7 @@ def classify_response(
     endpoint: EndpointSpec,
     status: int,
     body: bytes,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     latency_ms: float,
     truncated_at: int | None = None,
     location: str = "",

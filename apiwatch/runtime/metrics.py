@@ -16,6 +16,7 @@ per-probe families are plain counts exposed at scrape time (`metrics_probes`).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -192,25 +193,40 @@ class Metrics:
             )
 
 
+def _without_escaping(accept: str) -> str:
+    """The Accept header without its name-escaping choice: apiwatch's metric and label
+    names are plain (letters, digits, underscores), so the answer is the same under every
+    scheme but `dots` and `values`, which would rewrite them in the families the client
+    library renders and not in the others. The answer names the scheme it used
+    (`escaping=underscores` in its content type) for the scraper to read the names by."""
+    return _ESCAPING.sub("", accept)
+
+
+_ESCAPING = re.compile(r";\s*escaping=[^;,]*")
+
+
 async def render(metrics: Metrics, accept: str) -> tuple[AsyncIterator[bytes], str]:
     """The exposition the scraper's Accept header asks for, in pieces, and its content type.
 
     What is read from the running monitor is read now, on the event loop: the scrape-time
     families that prometheus_client renders (a few dozen series) and the rows of the
-    families with a series per provider (`text_sources`, the probe counts). The text is
-    written in a worker thread a piece at a time as the response is sent: at 10,000
-    providers it is a quarter of a million series and twenty megabytes, which would
-    otherwise stall probes and the live feed, and be held whole."""
-    encode, content_type = choose_encoder(accept)
+    families with a series per provider (`text_sources`, the probe counts); the client
+    library's families are rendered now too (the event-driven ones in a worker thread), so
+    a failure there is a failed request, not a cut body. The per-provider text is written
+    in a worker thread a piece at a time as the response is sent: at 10,000 providers it is
+    a quarter of a million series and twenty megabytes, which would otherwise stall probes
+    and the live feed, and be held whole."""
+    encode, content_type = choose_encoder(_without_escaping(accept))
     openmetrics = content_type.startswith("application/openmetrics-text")
     state = encode(metrics.state_registry)
     families = metrics.probe_families.snapshot().families()
     for source in metrics.text_sources:
         families += source()
+    # OpenMetrics ends with one "# EOF" (the state's, which comes last).
+    events = (await asyncio.to_thread(encode, metrics.registry)).removesuffix(b"# EOF\n")
 
     async def body() -> AsyncIterator[bytes]:
-        # OpenMetrics ends with one "# EOF" (the state's, which comes last).
-        yield (await asyncio.to_thread(encode, metrics.registry)).removesuffix(b"# EOF\n")
+        yield events
         written = pieces(families, openmetrics=openmetrics)
         while (piece := await asyncio.to_thread(next, written, None)) is not None:
             yield piece

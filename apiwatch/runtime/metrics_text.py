@@ -120,9 +120,10 @@ class TextFamily:
             for le, count in zip(self.le, cumulative, strict=True):  # type: ignore[arg-type]
                 yield f'{name}_bucket{{{head_labels}le="{le}"{tail_labels}}} {number(count)}\n'
             labels = ",".join(f'{names[i]}="{parts[i]}"' for i in plain)
+            braced = f"{{{labels}}}" if labels else ""
             total = cumulative[-1]  # type: ignore[index]
-            yield f"{name}_count{{{labels}}} {number(total)}\n"
-            yield f"{name}_sum{{{labels}}} {number(sum_value)}\n"
+            yield f"{name}_count{braced} {number(total)}\n"
+            yield f"{name}_sum{braced} {number(sum_value)}\n"
 
 
 def pieces(families: Iterable[TextFamily], *, openmetrics: bool) -> Iterator[bytes]:

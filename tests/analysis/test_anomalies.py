@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -119,6 +120,32 @@ def test_the_running_stats_match_the_window_summed_afresh(size: int) -> None:
         assert mean == pytest.approx(exact_mean, rel=1e-9, abs=1e-9)
         assert stddev == pytest.approx(exact_stddev, rel=1e-6, abs=1e-6)
     assert LatencyWindow().stats() == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("size", [1, 5, 50])
+@pytest.mark.parametrize("odd", [float("nan"), float("inf")])
+def test_a_nan_or_infinite_latency_spoils_the_stats_only_while_in_the_window(
+    size: int, odd: float
+) -> None:
+    window = LatencyWindow(size=size)
+    for latency in [10.0, 12.0, 11.0] * 20:
+        window.add(latency)
+    window.add(odd)
+    assert not all(map(math.isfinite, window.stats()))
+    for i in range(size):
+        window.add(20.0 + i % 3)
+    mean, stddev = window.stats()
+    exact_mean, exact_stddev = mean_stddev(window.values)
+    assert mean == pytest.approx(exact_mean) and stddev == pytest.approx(exact_stddev)
+
+
+def test_a_window_of_one_repeated_latency_is_not_summed_afresh_each_time() -> None:
+    window = LatencyWindow(size=50)
+    for _ in range(230):
+        window.add(120.0)
+        assert window.stats() == (120.0, 0.0)
+    # Summed afresh only when due (every 50 replacements), not by each `stats()`.
+    assert window._since_exact == (230 - 50) % 50
 
 
 def test_new_floors_reach_the_windows_already_kept() -> None:

@@ -66,3 +66,41 @@ def test_many_series_are_joined_in_pieces_without_losing_one() -> None:
     assert len(lines) == 10_002
     assert lines[2] == 't_many{provider="p00000"} 0.0'
     assert lines[-1] == 't_many{provider="p09999"} 9999.0'
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_a_histogram_without_labels_is_written_as_the_library_writes_it(openmetrics: bool) -> None:
+    from prometheus_client.core import HistogramMetricFamily
+
+    ours = TextFamily("t_wait", "Waits.", "histogram", [], le=["0.1", "1.0", "+Inf"])
+    ours.add_histogram([], [1.0, 3.0, 4.0], 2.5)
+    library = HistogramMetricFamily("t_wait", "Waits.", labels=[])
+    library.add_metric([], [("0.1", 1.0), ("1.0", 3.0), ("+Inf", 4.0)], sum_value=2.5)
+    encode = generate_openmetrics if openmetrics else generate_latest
+    expected = encode(_Collector([library])).removesuffix(b"# EOF\n")
+    assert render([ours], openmetrics=openmetrics) == expected
+
+
+@pytest.mark.parametrize("escaping", ["dots", "values", "allow-utf-8", "underscores"])
+async def test_every_family_of_a_scrape_uses_the_one_naming_it_declares(escaping: str) -> None:
+    """A scraper may ask for a name-escaping scheme; apiwatch's names are plain, and its
+    answer names one scheme (underscores) that every family, written by the client library
+    or straight to text, follows."""
+    from datetime import UTC, datetime
+
+    from apiwatch.domain import Outcome, ProbeResult
+    from apiwatch.runtime.metrics import Metrics
+    from apiwatch.runtime.metrics import render as scrape
+
+    metrics = Metrics()
+    metrics.observe(
+        ProbeResult("coingecko", "health", Outcome.OK, datetime.now(UTC), latency_ms=12.0)
+    )
+    accept = f"application/openmetrics-text; version=1.0.0; escaping={escaping}"
+    body, content_type = await scrape(metrics, accept)
+    text = b"".join([piece async for piece in body]).decode()
+    assert content_type.endswith("escaping=underscores")
+    assert 'apiwatch_probes_total{endpoint="health",outcome="ok",provider="coingecko"} 1.0' in text
+    assert "\nprocess_cpu_seconds_total " in text
+    assert "__" not in text and "U_" not in text
+    assert text.endswith("# EOF\n") and text.count("# EOF") == 1

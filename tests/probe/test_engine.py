@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 from collections.abc import AsyncIterator
 
 import pytest
@@ -254,5 +257,9 @@ async def test_only_results_with_budget_headers_carry_a_mapping_of_their_own(
     assert plain.headers is NO_HEADERS and not plain.headers
     with pytest.raises(TypeError):
         plain.headers["retry-after"] = "1"  # type: ignore[index]
+    # It copies and pickles as itself, so results still do.
+    assert copy.deepcopy(plain).headers is NO_HEADERS
+    assert pickle.loads(pickle.dumps(plain)).headers is NO_HEADERS
+    assert dataclasses.asdict(plain)["headers"] is NO_HEADERS
     [weighed] = await engine.probe(CATALOGUE.providers["binance"], "health")
     assert "x-mbx-used-weight-1m" in weighed.headers and weighed.headers is not NO_HEADERS
