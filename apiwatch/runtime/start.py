@@ -49,6 +49,12 @@ from apiwatch.storage.repositories import providers as provider_repo
 
 log = structlog.get_logger("apiwatch.runtime")
 
+# Scheduled runs due within 10 ms of a wake-up of the scheduler start with it (early: an
+# early start is on time). Measured with aiohttp against a local upstream at 1,000 GETs a
+# second: one every millisecond cost 149 µs of CPU each, ten every 10 ms 60 µs; a schedule
+# measured in seconds does not notice 10 ms.
+SCHEDULER_BATCH_S = 0.01
+
 
 def build_alerts(settings: Settings, runtime: Runtime, http: aiohttp.ClientSession) -> AlertManager:
     """Alerting over the runtime's events: YAML defaults, the user's file, the LLM settings
@@ -280,6 +286,7 @@ async def open_runtime(
             scheduler=IntervalScheduler(
                 concurrency=settings.probe_concurrency,
                 target_lag_s=settings.probe_lag_target_ms / 1000,
+                batch_s=SCHEDULER_BATCH_S,
                 on_slot=lambda slot: runtime.on_slot(slot),
             ),
             announce=announce,

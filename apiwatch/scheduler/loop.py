@@ -9,7 +9,11 @@ starts, or when it is skipped.
 
 One timer task serves every job from a heap of due times, rather than one sleeping task per
 job: at 10,000 jobs that is one wake-up per due instant instead of 10,000 sleeping tasks, and
-due jobs start in planned order. Each run is its own task, so a slow job only holds its own
+due jobs start in planned order. With `batch_s`, a wake-up also starts the jobs due within
+that long after it, up to `batch_s` early (an early start is on time): at a thousand probes a
+second a wake-up then serves about ten probes instead of one, and what each wake-up of the
+event loop costs (timers, the poll, caches gone cold in between) is shared by them. Each
+run is its own task, so a slow job only holds its own
 slot, and at most `concurrency` run at once: a run waiting for a free place is late, and its
 lateness (start - planned) is measured when its body actually starts. With `target_lag_s`
 that bound is lowered while the event loop lags and raised again as it catches up
@@ -121,8 +125,11 @@ class IntervalScheduler:
         rng: random.Random | None = None,
         on_slot: OnSlot | None = None,
         target_lag_s: float = 0.0,
+        batch_s: float = 0.0,
     ) -> None:
         self._clock = clock
+        # Jobs due within this long of a wake-up start with it (up to `batch_s` early).
+        self._batch_s = batch_s
         self._wall = WallTime(clock=clock, wall_clock=wall_clock)
         self._jitter = jitter
         self._phase = (rng or random.Random()).random()
@@ -252,7 +259,8 @@ class IntervalScheduler:
         while True:
             self._wall.resync()
             now = self._clock()
-            while heap and heap[0][0] <= now:
+            horizon = now + self._batch_s
+            while heap and heap[0][0] <= horizon:
                 _, token, entry = heapq.heappop(heap)
                 if entry.token == token:  # else replaced, rescheduled or removed since
                     self._fire(entry, now, loop)

@@ -362,3 +362,35 @@ async def test_jobs_expose_interval_next_and_last_run_as_wall_times() -> None:
     assert scheduler.next_run("j") == entry.next_at
     assert scheduler.next_run("unknown") is None
     await scheduler.stop()
+
+
+@pytest.mark.parametrize("batch_s", [0.0, 0.08])
+async def test_jobs_due_within_the_batch_start_with_one_wake_up_never_late_by_it(
+    batch_s: float,
+) -> None:
+    """Ten first runs due over 60 ms: without a batch each starts at its own time; with an
+    80 ms batch the first wake-up starts them all, the later ones early (never by more
+    than the batch), and their grids stay where they were planned."""
+    clocks, slots = Clocks(), []
+    scheduler = scheduler_with(clocks, slots, rng=random.Random(3), batch_s=batch_s)
+    starts: list[float] = []
+
+    async def job() -> None:
+        starts.append(time.monotonic())
+
+    for n in range(10):
+        scheduler.add(f"job{n}", 10.0, job, first_within=0.06)
+    planned = sorted(entry.due for entry in scheduler.jobs().values())
+    assert planned[-1] - planned[0] > 0.04  # the first runs are spread over the window
+    scheduler.start()
+    await until(lambda: len(starts) == 10)
+    await scheduler.stop()
+    lateness = [slot.lateness_s for slot in slots if slot.lateness_s is not None]
+    assert len(lateness) == 10
+    if batch_s:
+        assert max(starts) - min(starts) < 0.03  # one wake-up started them all
+        assert min(lateness) < -0.02  # the later ones early...
+        assert min(lateness) > -batch_s  # ...by no more than the batch
+    else:
+        assert max(starts) - min(starts) > 0.03
+        assert min(lateness) >= 0
