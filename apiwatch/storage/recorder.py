@@ -56,6 +56,10 @@ _COLUMNS: dict[str, frozenset[str]] = {
 }
 
 
+# While more than this many batches wait, a batch takes this many batches' rows.
+CATCH_UP = 10
+
+
 class Recorder:
     """Queue rows in memory and write them in batches in the background.
 
@@ -359,24 +363,33 @@ class Recorder:
         )
         self._file_turn = not self._file_turn
         if self._queue and not from_file:
-            count = min(self._batch_size, len(self._queue))
+            count = min(self._size_for(len(self._queue)), len(self._queue))
             self._inflight = [self._queue.popleft() for _ in range(count)]
             if not self._queue:
                 self._queue = deque()  # hand the emptied deque's blocks back
             return True
         if self.spill is not None and (self._spilling or self.spill.pending):
-            entries, mark = self.spill.read(self._batch_size)
+            entries, mark = self.spill.read(self._size_for(self.spill.pending))
             if entries:
                 self._inflight, self._spill_mark = entries, mark
                 return True
             self._spilled_back()
         if self._bulk:
-            count = min(self._batch_size, len(self._bulk))
+            count = min(self._size_for(len(self._bulk)), len(self._bulk))
             self._inflight = [self._bulk.popleft() for _ in range(count)]
             if not self._bulk:
                 self._bulk = deque()
             return True
         return False
+
+    def _size_for(self, waiting: int) -> int:
+        """Rows for the next batch when `waiting` rows wait: the batch size, or ten of them
+        while more than ten batches wait. A batch costs a few turns of the event loop
+        whatever its size; behind a busy loop (a turn of 25 ms at 5,000 probes a second
+        demanded) batches of 500 were written at 2,000 rows a second and the queue spilled
+        to disk, where bigger ones keep up."""
+        size = self._batch_size
+        return size * CATCH_UP if waiting > size * CATCH_UP else size
 
     def _database_back(self) -> None:
         """A spilled batch was written: the database takes rows again, so new rows go to

@@ -97,6 +97,20 @@ async def test_flush_writes_queued_rows_without_the_background_task(db_sessionma
     assert await count_rows(db_sessionmaker, ConnectionAttempt) == 25
 
 
+async def test_a_deep_queue_is_written_in_bigger_batches_until_it_is_short_again(
+    db_sessionmaker,
+):
+    """More than ten batches waiting: a batch takes ten batches' rows (a busy event loop
+    costs a few turns per batch, not per row), then back to the batch size."""
+    recorder = Recorder(db_sessionmaker, batch_size=10)
+    for i in range(250):
+        recorder.record(result(i))
+    assert await recorder.flush() is True
+    # 250 waiting: 100, then 150 waiting: 100, then 50 waiting: five batches of 10.
+    assert (recorder.written, recorder.batches) == (250, 7)
+    assert await count_rows(db_sessionmaker, ConnectionAttempt) == 250
+
+
 async def test_failed_writes_are_retried_until_the_table_is_back_and_no_row_is_lost(
     db_engine, db_sessionmaker, caplog
 ):
