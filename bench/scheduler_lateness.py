@@ -1,8 +1,8 @@
 """Scheduler start lateness: apiwatch's IntervalScheduler vs APScheduler 3 AsyncIOScheduler.
 
 Run: .venv/bin/python bench/scheduler_lateness.py [--jobs 1000 10000] [--interval 30]
-     [--rounds 2] [--concurrency 50] [--lag-target-ms 10] [--first-within SECONDS]
-     [--profile DIR]
+     [--rounds 2] [--concurrency 50] [--lag-target-ms 10] [--batch-ms 10]
+     [--first-within SECONDS] [--profile DIR]
 
 N jobs run every `interval` seconds; each does one real HTTP GET to the simulator (Binance
 ping) through one shared aiohttp session, at most `concurrency` in flight. Lateness is
@@ -11,7 +11,9 @@ waiting for a free place counts as late). Each job's first run (within `first-wi
 default the whole interval) is warm-up; its next `rounds` planned slots are measured, so
 "missed" is measured slots that never started (skipped as overlap or missed, or not started
 by the end). apiwatch's scheduler lowers its in-flight limit while the event loop lags
-beyond `--lag-target-ms` (as `apiwatch serve` does; 0: a fixed limit).
+beyond `--lag-target-ms` (as `apiwatch serve` does; 0: a fixed limit), and starts the runs
+due within `--batch-ms` of a wake-up with it, up to that much early (as `apiwatch serve`
+does; 0: each at its own time). An early start counts as lateness below zero.
 
 Planned times: apiwatch reports each run's slot (`current_slot`); APScheduler reports the
 `scheduled_run_times` of each submission (EVENT_JOB_SUBMITTED, dispatched before the job's
@@ -48,6 +50,7 @@ import aiohttp
 from local_servers import free_port, wait_ready
 
 from apiwatch.probe.client import create_session
+from apiwatch.runtime.start import SCHEDULER_BATCH_S
 from apiwatch.scheduler.loop import IntervalScheduler, Slot, current_slot
 
 GOLDEN_STEP = (math.sqrt(5) - 1) / 2
@@ -120,6 +123,7 @@ async def case_apiwatch(args: argparse.Namespace, tally: Tally) -> None:
             rng=random.Random(1),
             on_slot=on_slot,
             target_lag_s=args.lag_target_ms / 1000,
+            batch_s=args.batch_ms / 1000,
         )
         for i in range(args.n):
             scheduler.add(f"j{i}", args.interval, body, first_within=args.first_within)
@@ -280,6 +284,8 @@ def main(args: argparse.Namespace) -> None:
                     str(args.concurrency),
                     "--lag-target-ms",
                     str(args.lag_target_ms),
+                    "--batch-ms",
+                    str(args.batch_ms),
                     "--first-within",
                     str(args.first_within),
                     "--tail",
@@ -324,6 +330,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--lag-target-ms", type=float, default=10.0)
+    parser.add_argument(
+        "--batch-ms",
+        type=float,
+        default=SCHEDULER_BATCH_S * 1000,
+        help="runs due within this of a wake-up start with it (default: what apiwatch serve uses)",
+    )
     parser.add_argument(
         "--first-within", type=float, default=None, help="first-run window (default: interval)"
     )
