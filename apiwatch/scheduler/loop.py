@@ -12,7 +12,8 @@ job: at 10,000 jobs that is one wake-up per due instant instead of 10,000 sleepi
 due jobs start in planned order. With `batch_s`, a wake-up also starts the jobs due within
 that long after it, up to `batch_s` early (an early start is on time): at a thousand probes a
 second a wake-up then serves about ten probes instead of one, and what each wake-up of the
-event loop costs (timers, the poll, caches gone cold in between) is shared by them.
+event loop costs (the timer, the poll; measured mostly as user time, not system calls) is
+shared by them.
 
 Each run is its own task, so a slow job only holds its own slot, and at most `concurrency`
 run at once: a run waiting for a free place is late, and its lateness (start - planned) is
