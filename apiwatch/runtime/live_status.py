@@ -12,13 +12,13 @@ location's, exactly as it was before locations existed.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 
 from apiwatch.analysis.locations import combine
 from apiwatch.analysis.status import HEALTHY, consecutive_failures, derive_status
 from apiwatch.domain import Outcome, ProbeResult, ProviderState, Status, StatusChange, utcnow
+from apiwatch.runtime.result_window import ResultWindow
 
 
 class _Site:
@@ -27,7 +27,7 @@ class _Site:
     __slots__ = ("not_ok", "reason", "results", "status")
 
     def __init__(self, window: int) -> None:
-        self.results: deque[ProbeResult] = deque(maxlen=window)
+        self.results = ResultWindow(window)
         self.status = Status.UNKNOWN
         self.reason = "no results yet"
         # How many results in the window are not `ok`: with none, the status is `online`
@@ -35,10 +35,9 @@ class _Site:
         self.not_ok = 0
 
     def add(self, result: ProbeResult) -> None:
-        results = self.results
-        if len(results) == results.maxlen and results[0].outcome is not Outcome.OK:
+        left = self.results.append(result)
+        if left is not None and left is not Outcome.OK:
             self.not_ok -= 1
-        results.append(result)
         if result.outcome is not Outcome.OK:
             self.not_ok += 1
 
@@ -46,10 +45,12 @@ class _Site:
         if self.not_ok == 0 and self.results and not breaker_open:
             self.status, self.reason = Status.ONLINE, HEALTHY
         else:
-            self.status, self.reason = derive_status(self.results, breaker_open=breaker_open)
+            self.status, self.reason = derive_status(
+                self.results.judged(), breaker_open=breaker_open
+            )
 
 
-_NONE: deque[ProbeResult] = deque(maxlen=0)
+_NONE = ResultWindow(0)
 
 
 class _Entry:
@@ -60,13 +61,13 @@ class _Entry:
         self.sites: dict[str, _Site] = {}
         # Every location's results together, once there are two locations; with one (every
         # deployment without locations) its own window is that, and is not kept twice.
-        self._merged: deque[ProbeResult] | None = None
+        self._merged: ResultWindow | None = None
         self.status = Status.UNKNOWN
         self.reason = "no results yet"
         self.changed_at: datetime | None = None
 
     @property
-    def results(self) -> deque[ProbeResult]:
+    def results(self) -> ResultWindow:
         """Every location's results together, newest last: what the dashboard shows."""
         if self._merged is not None:
             return self._merged
@@ -81,7 +82,9 @@ class _Entry:
                 return
             # A second location: the merged window starts as the first one's.
             first = next(other for other in self.sites.values() if other is not site)
-            self._merged = deque(first.results, maxlen=self.window)
+            self._merged = ResultWindow(self.window)
+            for earlier in first.results:
+                self._merged.append(earlier)
         self._merged.append(result)
 
     def clear(self) -> None:
@@ -164,13 +167,13 @@ class StatusTracker:
 
     def state(self, provider: str) -> ProviderState:
         entry = self._entries.get(provider) or _Entry(self._window)
-        evidence = list(entry.results)
+        results = entry.results
         return ProviderState(
             provider=provider,
             status=entry.status,
             reason=entry.reason,
-            consecutive_failures=consecutive_failures(evidence),
-            last_result=evidence[-1] if evidence else None,
+            consecutive_failures=consecutive_failures(results.judged()),
+            last_result=results.last,
             changed_at=entry.changed_at,
         )
 
@@ -178,6 +181,12 @@ class StatusTracker:
         """The results the status is judged on, oldest first (the dashboard's heartbeat)."""
         entry = self._entries.get(provider)
         return list(entry.results) if entry is not None else []
+
+    def heartbeat(self, provider: str) -> list[tuple[Outcome, datetime, float | None]]:
+        """(outcome, started at, latency) of the results `recent` gives, without building
+        them: the dashboard draws this for every provider."""
+        entry = self._entries.get(provider)
+        return entry.results.heartbeat() if entry is not None else []
 
     def statuses(self) -> Mapping[str, str]:
         """Each provider's status word, read when asked: a view, not a copy. Every

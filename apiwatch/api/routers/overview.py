@@ -139,8 +139,8 @@ async def overview_data(runtime: Any, session: Any) -> dict[str, Any]:
             requests_24h=requests,
             latency_24h_ms=_spark(per_hour.get(spec.id, {}), first),
             heartbeat=[
-                {"outcome": r.outcome, "at": r.started_at, "latency_ms": r.latency_ms}
-                for r in runtime.tracker.recent(spec.id)
+                {"outcome": outcome, "at": at, "latency_ms": latency}
+                for outcome, at, latency in runtime.tracker.heartbeat(spec.id)
             ],
             budget=budgets.get(spec.id),
             blocked_until=blocked.get(spec.id),
