@@ -3,6 +3,8 @@ keeps the rows of a database upgraded from the previous revision."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 
 from alembic import command
@@ -12,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 
 from apiwatch.storage.db import create_engine, create_sessionmaker
-from apiwatch.storage.migrate import alembic_config, upgrade
+from apiwatch.storage.migrate import HEAD, alembic_config, upgrade
 from apiwatch.storage.models import TABLES, Base
 from apiwatch.storage.repositories import rollups
 from apiwatch.storage.repositories.raw_summary import HOUR
@@ -74,9 +76,35 @@ async def test_upgrade_twice_is_a_no_op_the_second_time(db_url):
     await upgrade(db_url)
     await upgrade(db_url)
     tables, revision, _ = await _schema_state(db_url)
-    assert revision == _head() == "0010"
+    assert revision == _head() == HEAD
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
+
+
+# Run in a fresh interpreter: this one has imported Alembic already.
+_UPGRADE_AND_SAY_IF_ALEMBIC_CAME = """
+import sys
+from apiwatch.storage.migrate import upgrade_sync
+upgrade_sync(sys.argv[1])
+print("alembic" in sys.modules, "mako" in sys.modules)
+"""
+
+
+def _upgrade_elsewhere(url: str) -> str:
+    command = [sys.executable, "-c", _UPGRADE_AND_SAY_IF_ALEMBIC_CAME, url]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+async def test_a_database_at_the_head_is_upgraded_without_importing_alembic(db_url):
+    """What every start of a server does; Alembic stays out of its memory."""
+    await upgrade(db_url)
+    await _downgrade(db_url, "0009")
+    assert _upgrade_elsewhere(db_url) == "True True"  # one migration to run: Alembic runs it
+    _, revision, _ = await _schema_state(db_url)
+    assert revision == HEAD
+    assert _upgrade_elsewhere(db_url) == "False False"
+    _, revision, differences = await _schema_state(db_url)
+    assert revision == HEAD and differences == []
 
 
 async def test_upgraded_schema_matches_the_models(db_url):
@@ -109,7 +137,7 @@ async def test_downgrade_to_base_removes_every_table_and_upgrade_restores_them(d
 
     await upgrade(db_url)
     _, revision, differences = await _schema_state(db_url)
-    assert revision == _head() == "0010"
+    assert revision == _head() == HEAD
     assert differences == []
 
 
