@@ -10,12 +10,13 @@ breaker by a probe; budgets are never affected, they are counted atomically by t
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.asyncio import Redis
-
-from apiwatch.budget.stores.fallback import UNAVAILABLE
+from apiwatch.budget.stores.fallback import unavailable
 from apiwatch.dependencies import Dependency
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 class SharedState(Protocol):
@@ -72,7 +73,7 @@ class FallbackState:
             return {}
         try:
             value = await self.shared.load(provider)
-        except UNAVAILABLE as error:
+        except unavailable() as error:
             self.dependency.failed(error)
             return {}
         self.dependency.succeeded()
@@ -83,7 +84,7 @@ class FallbackState:
             return
         try:
             await self.shared.save(provider, **parts)
-        except UNAVAILABLE as error:
+        except unavailable() as error:
             self.dependency.failed(error)
         else:
             self.dependency.succeeded()

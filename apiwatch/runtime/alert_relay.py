@@ -18,12 +18,13 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Any
 
 from apiwatch.domain import Outcome, ProbeResult, Status, StatusChange
 from apiwatch.runtime.pubsub import BatchedChannel
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
@@ -250,6 +249,8 @@ async def check_redis(url: str | None) -> None:
     """PING the Redis at `url` (nothing to do without one)."""
     if not url:
         return
+    from redis.asyncio import Redis  # only with Redis configured: see `redis_from_settings`
+
     shown = mask_url(url)
     try:
         client = Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)

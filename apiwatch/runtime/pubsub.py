@@ -14,12 +14,14 @@ import contextlib
 import json
 import uuid
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from redis.asyncio import Redis
 
 from apiwatch.stopping import stop_tasks
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("apiwatch.pubsub")
 

@@ -17,14 +17,16 @@ process is judged again or reaches this process's alerting.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from redis.asyncio import Redis
 
 from apiwatch.runtime.feed import LiveFeed
 from apiwatch.runtime.feed_messages import Message
 from apiwatch.runtime.pubsub import BatchedChannel
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("apiwatch.feed")
 

@@ -12,10 +12,10 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from apiwatch.alerting.config import load_alert_settings
@@ -46,6 +46,9 @@ from apiwatch.storage.repositories import attempts as attempt_repo
 from apiwatch.storage.repositories import data as data_repo
 from apiwatch.storage.repositories import provider_specs as spec_repo
 from apiwatch.storage.repositories import providers as provider_repo
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("apiwatch.runtime")
 

@@ -5,10 +5,9 @@ store (memory, or Redis when `REDIS_URL` is set), the breaker and the guard in f
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.budget.keys import KeyPool
@@ -25,6 +24,9 @@ from apiwatch.probe.guard import ProbeGuard
 from apiwatch.probe.retry import RetryPolicy
 from apiwatch.probe.tls import CertificateWatch
 from apiwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def key_pools(catalogue: Catalogue, settings: Settings) -> dict[str, KeyPool]:
@@ -143,6 +145,9 @@ def redis_dependency(settings: Settings) -> Dependency:
 def redis_from_settings(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
+    # Imported here: a process without Redis does without redis-py (about 8 MB resident).
+    from redis.asyncio import BlockingConnectionPool, Redis
+
     # Short timeouts everywhere (connect, each reply, waiting for a pooled connection): a
     # hung Redis must cost a probe milliseconds, then the fallback takes over for a second.
     timeout = settings.redis_timeout_ms / 1000

@@ -13,11 +13,10 @@ locally are not copied into Redis afterwards; the local share is the price of an
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
-
-from redis.exceptions import RedisError
 
 from apiwatch.budget.stores.base import AcquireResult, BudgetStore, Slot, WindowState
 from apiwatch.budget.stores.memory import MemoryBudgetStore
@@ -25,9 +24,17 @@ from apiwatch.dependencies import Dependency
 
 T = TypeVar("T")
 
-# What "the shared store is unavailable" looks like from redis-py: its own errors (which
-# include its connection and timeout errors), and the OS- and asyncio-level ones it lets by.
-UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError, ConnectionError)
+
+@functools.cache
+def unavailable() -> tuple[type[BaseException], ...]:
+    """What "the shared store is unavailable" looks like from redis-py: its own errors (which
+    include its connection and timeout errors), and the OS- and asyncio-level ones it lets by.
+
+    Asked for in `except` clauses, so only once a shared store has raised, when redis-py is
+    loaded anyway: a process without Redis never imports it (about 8 MB resident)."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, asyncio.TimeoutError, ConnectionError)
 
 
 class FallbackBudgetStore:
@@ -53,7 +60,7 @@ class FallbackBudgetStore:
         if self.dependency.should_try():
             try:
                 value = await shared()
-            except UNAVAILABLE as error:
+            except unavailable() as error:
                 self.dependency.failed(error)
             else:
                 self.dependency.succeeded()
