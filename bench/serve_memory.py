@@ -1,7 +1,7 @@
 """Memory of `apiwatch serve` over time with many providers, side by side with other code.
 
 Run: .venv/bin/python bench/serve_memory.py [--providers 10000] [--interval 10]
-     [--seconds 480] [--every 60] [--base DIR]
+     [--seconds 480] [--every 60] [--base DIR] [--set NAME=VALUE ...]
 
 `apiwatch serve` (role all, SQLite in a fresh file, collection off) with N generated
 providers at a health interval of `--interval` seconds, against a local upstream (the raw
@@ -16,6 +16,10 @@ database: both see the same machine for the same minutes, so their figures compa
 figures of separate runs (40 % apart here) do not. The per-provider windows fill for
 several minutes (50 latencies at 10 s is eight), so memory is read over minutes, not
 seconds.
+
+`--set NAME=VALUE` (repeatable) sets an environment variable of this tree's server only
+(e.g. `--set APIWATCH_SLO_BURN_INTERVAL_S=86400`): with `--base .` it compares the same code
+with and without a job or a setting.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class Served:
         }
         if label == "base":
             env["PYTHONPATH"] = str(Path(args.base).resolve())
+        else:
+            env.update(name_value.split("=", 1) for name_value in args.set)
         wait_port(self.up_port)
         subprocess.run([APIWATCH, "db", "upgrade"], env=env, check=True, capture_output=True)
         self.log = (tmp / f"{label}.log").open("w")
@@ -109,6 +115,9 @@ class Served:
 def main(args: argparse.Namespace) -> None:
     if args.base and not (Path(args.base) / "apiwatch" / "__init__.py").is_file():
         sys.exit(f"--base {args.base}: no apiwatch package there")
+    for name_value in args.set:
+        if "=" not in name_value:
+            sys.exit(f"--set {name_value}: expected NAME=VALUE")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         catalogue = tmp / "providers"
@@ -159,4 +168,11 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=480.0)
     parser.add_argument("--every", type=float, default=60.0)
     parser.add_argument("--base", help="another source tree to run beside this one")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for this tree's server only",
+    )
     main(parser.parse_args())

@@ -24,6 +24,9 @@ log = structlog.get_logger("apiwatch.runtime")
 
 # The second's period is over before a restart is done.
 RESTORED_WINDOWS = ("minute", "hour", "day", "month")
+# The start-up log names this many providers' figures, the busiest first; the rest are
+# counted. Every provider's in one line made a line of half a megabyte at 10,000 providers.
+LOGGED_PROVIDERS = 20
 
 
 async def restore_budgets(
@@ -66,5 +69,11 @@ async def restore_budgets(
             if not tier:
                 restored[provider] = used
     if restored:
-        log.info("budgets_restored", providers=restored, tiers=tiers_restored)
+        busiest = sorted(restored.items(), key=lambda item: (-max(item[1].values()), item[0]))
+        log.info(
+            "budgets_restored",
+            providers=dict(busiest[:LOGGED_PROVIDERS]),
+            not_shown=max(0, len(restored) - LOGGED_PROVIDERS),
+            tiers=tiers_restored,
+        )
     return restored

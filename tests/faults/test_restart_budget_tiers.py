@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
 
 from apiwatch.budget.gate import BudgetGate
 from apiwatch.catalogue.loader import load_catalogue
 from apiwatch.domain import utcnow
-from apiwatch.runtime.budget_restore import restore_budgets
+from apiwatch.runtime.budget_restore import LOGGED_PROVIDERS, restore_budgets
 from apiwatch.storage.models import TABLES
 
 
@@ -59,3 +60,25 @@ async def test_endpoint_and_key_windows_are_restored_from_the_attempts(
     # Without the restore the same gate would have granted both: the test's premise.
     unrestored = fresh_gate()
     assert (await unrestored.acquire("acme", endpoint="books", key="ACME_KEY")).allowed
+
+
+async def test_the_start_up_line_names_the_busiest_providers_and_counts_the_rest(
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    many = LOGGED_PROVIDERS + 5
+    rows = [
+        {**attempt("ticker", None), "provider": f"p{i:02d}"}
+        for i in range(many)
+        for _ in range(1 + i % 3)  # p02, p05, ... sent three requests: the busiest
+    ]
+    async with db_sessionmaker() as session, session.begin():
+        await session.execute(insert(TABLES["connection_attempts"]), rows)
+    gate = BudgetGate({f"p{i:02d}": {"day": 100} for i in range(many)})
+    with capture_logs() as events:
+        restored = await restore_budgets(gate, load_catalogue(), db_sessionmaker)
+    assert len(restored) == many
+    [line] = [e for e in events if e["event"] == "budgets_restored"]
+    assert len(line["providers"]) == LOGGED_PROVIDERS and line["not_shown"] == 5
+    busiest = [f"p{i:02d}" for i in range(many) if i % 3 == 2]
+    assert list(line["providers"])[: len(busiest)] == busiest
+    assert all(line["providers"][p] == restored[p] for p in line["providers"])

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apiwatch.analysis import slo as calc
 from apiwatch.analysis.rollups import LADDER
+from apiwatch.catalogue.loader import Catalogue
 from apiwatch.runtime.slo import SloService
 from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.models import TABLES
@@ -155,6 +156,25 @@ async def test_burn_rates_over_every_alert_window_are_exact(service: SloService)
     # 6 h (4 of 36) and 30 min (2 of 3) both burn above 6x: the slow page does.
     held = calc.judge_burn(burns, calc.DEFAULT_BURN_CONDITIONS)
     assert held is not None and held.name == "page_slow"
+
+
+async def test_burn_rates_of_every_provider_at_once_match_each_asked_for_alone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Asked for every provider, the rows are read without naming the providers; those
+    not enabled (here coingecko, whose checks are in the history) are left out after."""
+    full = h.catalogue()
+    providers = {id_: spec for id_, spec in full.providers.items() if id_ != "coingecko"}
+    service = SloService(
+        catalogue=Catalogue(providers=providers, sources=full.sources), sessions=sessions
+    )
+    everyone = await service.burn_rates(now=h.NOW)
+    assert set(everyone) == {spec.id for spec in service.specs()}
+    assert "coingecko" not in everyone
+    for provider in ("binance", "bybit"):
+        alone = await service.burn_rates(now=h.NOW, provider=provider)
+        assert everyone[provider] == alone[provider]
+    assert any(rate for rate in everyone["binance"].values())  # the history burns there
 
 
 @pytest.mark.parametrize("maintenance", [False, True])

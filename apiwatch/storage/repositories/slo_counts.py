@@ -47,6 +47,9 @@ async def window_counts(
     if whole_to > live:
         live = await live_from(session, kind=kind, now=now)
     out: dict[datetime, dict[Key, Series]] = {}
+    # The windows end together, so most share their last span (the hour under way): each
+    # span is read once however many windows it is part of.
+    read: dict[tuple[datetime, datetime], dict[tuple[str, str, datetime], Series]] = {}
     for start in starts:
         first = ceil_to(start, HOUR)
         if first > whole_to:  # the whole window lies inside the last, partial hour
@@ -65,15 +68,17 @@ async def window_counts(
         for lo, hi in spans:
             if lo >= hi:
                 continue
-            found = await aggregate(
-                session,
-                kind=kind,
-                start=lo,
-                end=hi,
-                ladder=ladder,
-                subjects=providers,
-                histograms=False,
-            )
+            found = read.get((lo, hi))
+            if found is None:
+                found = read[lo, hi] = await aggregate(
+                    session,
+                    kind=kind,
+                    start=lo,
+                    end=hi,
+                    ladder=ladder,
+                    subjects=providers,
+                    histograms=False,
+                )
             for (provider, endpoint, _hour), figures in found.items():
                 sums.setdefault((provider, endpoint), Series()).absorb(figures)
         out[start] = {key: figures for key, figures in sums.items() if figures.count}
