@@ -1,11 +1,14 @@
 """Burn rates for many providers over three days of hourly roll-ups: time and peak memory.
 
-Run: .venv/bin/python bench/burn_rates.py [--providers 2000 10000] [--runs 3] [--base DIR]
+Run: .venv/bin/python bench/burn_rates.py [--providers 2000 10000] [--runs 3]
+     [--raw-minutes 30] [--base DIR]
 
 The burn-rate alerts are judged every minute, for every provider, over five windows up to
 three days long (`SloService.burn_rates`). For each N, a fresh SQLite database gets N
 generated providers' `check` roll-ups for the 72 settled hours before now (one row per
-provider and hour, with a 44-bucket latency histogram, as the roll-up job writes them),
+provider and hour, with a 44-bucket latency histogram, as the roll-up job writes them) and
+the raw attempts of the last `--raw-minutes` (a check every 10 s, one in fifty failed: the
+rows a monitor has written since the last roll-ups, which every window ending now reads),
 then `burn_rates` runs `--runs` times in a process of its own: wall time and the peak of
 memory traced by `tracemalloc` per run. With `--base DIR` (another source tree, e.g. an
 export of main) the same database is read by that tree's `burn_rates` in the same run, and
@@ -34,7 +37,7 @@ APIWATCH = str(Path(sys.executable).with_name("apiwatch"))
 HIST = json.dumps([0] * 10 + [5, 40, 10] + [0] * 31)
 
 
-def seed(database: Path, catalogue: Path, n: int) -> None:
+def seed(database: Path, catalogue: Path, n: int, raw_minutes: int) -> None:
     from apiwatch.domain import utcnow
     from apiwatch.storage.repositories.raw_summary import HOUR, floor_to
 
@@ -58,6 +61,24 @@ def seed(database: Path, catalogue: Path, n: int) -> None:
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
+        now = utcnow()
+        for second in range(raw_minutes * 60, 0, -10):
+            at = (now - timedelta(seconds=second)).strftime(stamp)
+            db.executemany(
+                "INSERT INTO connection_attempts (provider, endpoint, outcome, status_code, "
+                "latency_ms, reason, attempt, final, response_bytes, started_at, location) "
+                "VALUES (?,?,?,?,?,'',1,1,2,?,'')",
+                [
+                    (
+                        f"gen{i:05d}",
+                        "health",
+                        *(("server_error", 500) if (i + second) % 50 == 0 else ("ok", 200)),
+                        4.0,
+                        at,
+                    )
+                    for i in range(n)
+                ],
+            )
 
 
 async def measure(database: Path, catalogue: Path, runs: int) -> dict:
@@ -106,7 +127,7 @@ def main(args: argparse.Namespace) -> None:
     for n in args.providers:
         with tempfile.TemporaryDirectory() as tmp:
             database, catalogue = Path(tmp) / "burn.db", Path(tmp) / "providers"
-            seed(database, catalogue, n)
+            seed(database, catalogue, n, args.raw_minutes)
             trees = [("this", None)] + ([("base", base)] if base is not None else [])
             results = {name: run_tree(tree, database, catalogue, args.runs) for name, tree in trees}
             if "base" in results and results["base"]["rates"] != results["this"]["rates"]:
@@ -127,5 +148,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--raw-minutes", type=int, default=30)
     parser.add_argument("--base", default=None)
     main(parser.parse_args())

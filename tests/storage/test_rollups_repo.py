@@ -121,6 +121,20 @@ async def test_roll_up_writes_one_row_per_provider_and_hour_with_exact_figures(
     assert (e0["count"], e0["errors"]) == (2, 1)
 
 
+@pytest.mark.parametrize("at_once", [1, 2, 1000])
+async def test_roll_ups_written_a_slice_at_a_time_are_all_written(
+    db_sessionmaker, monkeypatch: pytest.MonkeyPatch, at_once: int
+) -> None:
+    """Slices of one, of two (the last one short) and one slice for all: the same rows."""
+    monkeypatch.setattr(rollups, "ROWS_AT_ONCE", at_once)
+    await insert_rows(db_sessionmaker, ATTEMPTS, BINANCE_H0 + BINANCE_H1 + ETHERSCAN_H0)
+    assert await roll(db_sessionmaker) == 3
+    rows = await stored(db_sessionmaker)
+    assert set(rows) == {("binance", "", H0), ("binance", "", H1), ("etherscan", "", H0)}
+    assert [rows[k]["count"] for k in sorted(rows)] == [5, 4, 2]
+    assert rows[("binance", "", H0)]["latency_hist"] == hist_of(100, 200, 900, 10_000, 50)
+
+
 async def test_roll_up_rerun_is_idempotent_and_picks_up_late_rows(db_sessionmaker) -> None:
     await insert_rows(db_sessionmaker, ATTEMPTS, BINANCE_H0)
     await roll(db_sessionmaker)
