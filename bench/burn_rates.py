@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from local_servers import write_catalogue
@@ -37,7 +37,9 @@ APIWATCH = str(Path(sys.executable).with_name("apiwatch"))
 HIST = json.dumps([0] * 10 + [5, 40, 10] + [0] * 31)
 
 
-def seed(database: Path, catalogue: Path, n: int, raw_minutes: int) -> None:
+def seed(database: Path, catalogue: Path, n: int, raw_minutes: int) -> datetime:
+    """Fill the database; returns the "now" every tree's runs judge at (the raw rows run
+    up to it, so trees judging a few seconds apart would count different rows)."""
     from apiwatch.domain import utcnow
     from apiwatch.storage.repositories.raw_summary import HOUR, floor_to
 
@@ -45,7 +47,8 @@ def seed(database: Path, catalogue: Path, n: int, raw_minutes: int) -> None:
     subprocess.run([APIWATCH, "db", "upgrade"], env=env, check=True, capture_output=True)
     catalogue.mkdir()
     write_catalogue(catalogue, n)
-    current = floor_to(utcnow(), HOUR)
+    now = utcnow()
+    current = floor_to(now, HOUR)
     stamp = "%Y-%m-%d %H:%M:%S.%f"
     settled = (current + timedelta(minutes=10)).strftime(stamp)
     hours = [(current - k * HOUR).strftime(stamp) for k in range(1, 73)]
@@ -61,7 +64,6 @@ def seed(database: Path, catalogue: Path, n: int, raw_minutes: int) -> None:
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
-        now = utcnow()
         for second in range(raw_minutes * 60, 0, -10):
             at = (now - timedelta(seconds=second)).strftime(stamp)
             db.executemany(
@@ -79,11 +81,11 @@ def seed(database: Path, catalogue: Path, n: int, raw_minutes: int) -> None:
                     for i in range(n)
                 ],
             )
+    return now
 
 
-async def measure(database: Path, catalogue: Path, runs: int) -> dict:
+async def measure(database: Path, catalogue: Path, runs: int, now: datetime) -> dict:
     from apiwatch.catalogue.loader import load_catalogue
-    from apiwatch.domain import utcnow
     from apiwatch.runtime.slo import SloService
     from apiwatch.storage.db import create_engine, create_sessionmaker
 
@@ -95,7 +97,7 @@ async def measure(database: Path, catalogue: Path, runs: int) -> dict:
     for _ in range(runs):
         tracemalloc.start()
         began = time.perf_counter()
-        found = await service.burn_rates(now=utcnow())
+        found = await service.burn_rates(now=now)
         times.append(time.perf_counter() - began)
         peaks.append(tracemalloc.get_traced_memory()[1] / 1e6)
         tracemalloc.stop()
@@ -104,12 +106,20 @@ async def measure(database: Path, catalogue: Path, runs: int) -> dict:
     return {"times": times, "peaks": peaks, "rates": rates}
 
 
-def run_tree(tree: Path | None, database: Path, catalogue: Path, runs: int) -> dict:
+def run_tree(tree: Path | None, database: Path, catalogue: Path, runs: int, now: datetime) -> dict:
     env = dict(os.environ)
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(database), str(catalogue), str(runs)],
+        [
+            sys.executable,
+            __file__,
+            "--measure",
+            str(database),
+            str(catalogue),
+            str(runs),
+            now.isoformat(),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -127,9 +137,11 @@ def main(args: argparse.Namespace) -> None:
     for n in args.providers:
         with tempfile.TemporaryDirectory() as tmp:
             database, catalogue = Path(tmp) / "burn.db", Path(tmp) / "providers"
-            seed(database, catalogue, n, args.raw_minutes)
+            now = seed(database, catalogue, n, args.raw_minutes)
             trees = [("this", None)] + ([("base", base)] if base is not None else [])
-            results = {name: run_tree(tree, database, catalogue, args.runs) for name, tree in trees}
+            results = {
+                name: run_tree(tree, database, catalogue, args.runs, now) for name, tree in trees
+            }
             if "base" in results and results["base"]["rates"] != results["this"]["rates"]:
                 sys.exit(f"at {n} providers the two trees' burn rates differ")
             for name, result in results.items():
@@ -141,9 +153,10 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--measure":
+    if len(sys.argv) == 6 and sys.argv[1] == "--measure":
         database, catalogue, runs = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
-        print(json.dumps(asyncio.run(measure(database, catalogue, runs))))
+        now = datetime.fromisoformat(sys.argv[5])
+        print(json.dumps(asyncio.run(measure(database, catalogue, runs, now))))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", type=int, nargs="+", default=[2000, 10000])

@@ -16,6 +16,9 @@ message on the services that got it: use one URL per channel where duplicates ma
 apprise URLs are credentials (tokens in paths, passwords, query keys). apprise and urllib3
 log request URLs at debug level, so a filter on their loggers masks every configured URL's
 secrets and cuts any URL back to its host before a record is emitted.
+
+apprise itself is imported when a channel of this kind is configured or sends, not with the
+module: a monitor without one does without it (a few MB resident with its plugins).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-import apprise
 from pydantic import Field, SecretStr, field_validator
 
 from apiwatch.alerting.channels.base import ChannelConfig, DeliveryError, retryable_status
@@ -39,10 +41,11 @@ KIND = "apprise"
 # Loggers that print request URLs (apprise's plugins, and urllib3 under requests).
 _NOISY_LOGGERS = ("apprise", "urllib3", "urllib3.connectionpool", "urllib3.connection")
 _STATUS = re.compile(r"error=(\d{3})\b")
+# apprise's NotifyType per severity, by name.
 NOTIFY_TYPE = {
-    Severity.CRITICAL: apprise.NotifyType.FAILURE,
-    Severity.WARNING: apprise.NotifyType.WARNING,
-    Severity.INFO: apprise.NotifyType.INFO,
+    Severity.CRITICAL: "FAILURE",
+    Severity.WARNING: "WARNING",
+    Severity.INFO: "INFO",
 }
 
 
@@ -89,6 +92,8 @@ class AppriseConfig(ChannelConfig):
     @field_validator("urls")
     @classmethod
     def _supported(cls, value: list[SecretStr]) -> list[SecretStr]:
+        import apprise
+
         log_filter = _shared_log_filter()
         for url in value:
             log_filter.redact.add_url(url.get_secret_value())
@@ -137,6 +142,8 @@ class AppriseChannel:
         return f"AppriseChannel(name={self.name!r}, urls={len(self.config.urls)})"
 
     def _notify_blocking(self, notification: Notification) -> Any:
+        import apprise
+
         # A fresh Apprise per send: cheap next to the network call, and nothing is shared
         # between the worker threads of concurrent sends.
         client = apprise.Apprise()
@@ -148,7 +155,7 @@ class AppriseChannel:
             title=summary(notification),
             notify_type=apprise.NotifyType.SUCCESS
             if resolved
-            else NOTIFY_TYPE[notification.severity],
+            else getattr(apprise.NotifyType, NOTIFY_TYPE[notification.severity]),
             body_format=apprise.NotifyFormat.TEXT,
         )
 
