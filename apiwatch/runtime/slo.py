@@ -166,9 +166,10 @@ class SloService:
             excluded=await self._maintenance(session, specs, start=min(starts), end=end),
             histograms=histograms,
         )
+        # Converted a window at a time, each window's figures let go as it is done.
         return {
-            start: {key: _counts(value) for key, value in per_key.items()}
-            for start, per_key in raw.items()
+            start: {key: _counts(value) for key, value in raw.pop(start).items()}
+            for start in list(raw)
         }
 
     @staticmethod
@@ -285,7 +286,7 @@ class SloService:
                 histograms=False,
                 every_provider=provider is None,
             )
-        grouped = {w: self._per_provider(events[now - w]) for w in windows}
+        grouped = {w: self._per_provider(events.pop(now - w)) for w in windows}
         out: dict[str, dict[timedelta, float | None]] = {}
         for spec in specs:
             target = self.objective(spec).target
