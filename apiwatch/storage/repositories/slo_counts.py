@@ -12,6 +12,7 @@ here; `slo.event_counts` sums the providers that have some in the window its own
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -29,6 +30,7 @@ from apiwatch.storage.repositories.raw_summary import (
 from apiwatch.storage.repositories.rollups import live_from, rolled_up_totals
 
 Key = tuple[str, str]  # (provider, endpoint)
+Span = tuple[datetime, datetime]
 
 
 async def window_counts(
@@ -47,17 +49,20 @@ async def window_counts(
     if whole_to > live:
         live = await live_from(session, kind=kind, now=now)
     out: dict[datetime, dict[Key, Series]] = {}
-    # The windows end together, so most share their last span (the hour under way): each
-    # span is read once however many windows it is part of.
-    read: dict[tuple[datetime, datetime], dict[tuple[str, str, datetime], Series]] = {}
+    plans: list[tuple[datetime, tuple[datetime, datetime] | None, list[Span]]] = []
     for start in starts:
         first = ceil_to(start, HOUR)
         if first > whole_to:  # the whole window lies inside the last, partial hour
-            spans = [(start, end)]
-            settled = None
+            plans.append((start, None, [(start, end)]))
         else:
             settled = (first, min(whole_to, live))
             spans = [(start, first), (max(first, min(whole_to, live)), whole_to), (whole_to, end)]
+            plans.append((start, settled, [(lo, hi) for lo, hi in spans if lo < hi]))
+    # The windows end together, so most share their last span (the hour under way): each
+    # span is read once however many windows it is part of, and let go after the last.
+    uses = Counter(span for _, _, spans in plans for span in spans)
+    read: dict[Span, dict[tuple[str, str, datetime], Series]] = {}
+    for start, settled, spans in plans:
         sums: dict[Key, Series] = {}
         if settled is not None and settled[0] < settled[1]:
             totals = await rolled_up_totals(
@@ -65,20 +70,21 @@ async def window_counts(
             )
             for key, figures in totals.items():
                 sums.setdefault(key, Series()).absorb(figures)
-        for lo, hi in spans:
-            if lo >= hi:
-                continue
-            found = read.get((lo, hi))
+        for span in spans:
+            found = read.get(span)
             if found is None:
-                found = read[lo, hi] = await aggregate(
+                found = read[span] = await aggregate(
                     session,
                     kind=kind,
-                    start=lo,
-                    end=hi,
+                    start=span[0],
+                    end=span[1],
                     ladder=ladder,
                     subjects=providers,
                     histograms=False,
                 )
+            uses[span] -= 1
+            if not uses[span]:
+                del read[span]
             for (provider, endpoint, _hour), figures in found.items():
                 sums.setdefault((provider, endpoint), Series()).absorb(figures)
         out[start] = {key: figures for key, figures in sums.items() if figures.count}
