@@ -97,7 +97,8 @@ class Counts:
         self.good += other.good
         self.bad += other.bad
         self.throttled += other.throttled
-        self.hist = LADDER.merge([self.hist, other.hist])
+        if self.hist or other.hist:  # counts read without histograms stay without one
+            self.hist = LADDER.merge([self.hist, other.hist])
 
     def subtract(self, other: Counts) -> None:
         """Take out a part counted twice (a maintenance window inside counted hours)."""

@@ -68,9 +68,10 @@ class Ladder(Protocol):
     ) -> dict[str, Any]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Series:
-    """One series' counts over some span: what a roll-up row or a chart point is made of."""
+    """One series' counts over some span: what a roll-up row or a chart point is made of.
+    Slotted: a job at 10,000 providers holds tens of thousands at once."""
 
     count: int = 0
     errors: int = 0
