@@ -31,8 +31,9 @@ _MICROSECOND = timedelta(microseconds=1)
 _NAN = math.nan
 _NO_SIZE = -1.0
 # Microseconds since the epoch and response sizes are exact in a float up to 2**53: the year
-# 2255 and 9 petabytes.
+# 2255 and 9 petabytes. A result beyond (a wrong clock, bad stored data) is kept whole.
 _EXACT = 2**53
+_LATEST = _EPOCH + _EXACT * _MICROSECOND
 
 
 def _same_shape(shape: ProbeResult, result: ProbeResult) -> bool:
@@ -56,7 +57,7 @@ def _compact(result: ProbeResult) -> bool:
     return (
         result.outcome is Outcome.OK
         and result.started_at.tzinfo is UTC
-        and result.started_at >= _EPOCH
+        and _EPOCH <= result.started_at < _LATEST
         and (latency is None or (type(latency) is float and not math.isnan(latency)))
         and (size is None or (type(size) is int and 0 <= size < _EXACT))
     )

@@ -80,6 +80,25 @@ def test_an_ok_result_that_is_no_longer_the_newest_drops_its_body() -> None:
     assert kept_failed is failed and kept_failed.payload == {"kept": True}
 
 
+def test_times_a_float_cannot_hold_to_the_microsecond_are_kept_whole() -> None:
+    """Past 2**53 microseconds (the year 2255): a wrong clock must not cost exactness, and
+    the last representable moment must not overflow on the way back."""
+    window = ResultWindow(4)
+    far = [
+        ProbeResult("p", "health", Outcome.OK, at, latency_ms=1.0)
+        for at in (
+            datetime(2300, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+            datetime.max.replace(tzinfo=UTC),
+            datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+            T0,
+        )
+    ]
+    for result in far:
+        window.append(result)
+    assert list(window) == far
+    assert [at for _, at, _ in window.heartbeat()] == [r.started_at for r in far]
+
+
 def test_an_empty_window() -> None:
     window = ResultWindow(0)
     assert window.append(ProbeResult("p", "health", Outcome.OK, T0)) is None

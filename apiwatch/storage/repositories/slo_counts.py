@@ -53,7 +53,7 @@ async def window_counts(
     for start in starts:
         first = ceil_to(start, HOUR)
         if first > whole_to:  # the whole window lies inside the last, partial hour
-            plans.append((start, None, [(start, end)]))
+            plans.append((start, None, [(start, end)] if start < end else []))
         else:
             settled = (first, min(whole_to, live))
             spans = [(start, first), (max(first, min(whole_to, live)), whole_to), (whole_to, end)]
