@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import and_, delete, not_, or_
@@ -158,23 +158,30 @@ async def test_burn_rates_over_every_alert_window_are_exact(service: SloService)
     assert held is not None and held.name == "page_slow"
 
 
+# At NOW, and on the day after binance's outage, when its maintenance (Nov 20) is inside the
+# three-day window and must be taken out.
+@pytest.mark.parametrize("now", [h.NOW, datetime(2026, 11, 21, 12, tzinfo=UTC)])
 async def test_burn_rates_of_every_provider_at_once_match_each_asked_for_alone(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], now: datetime
 ) -> None:
-    """Asked for every provider, the rows are read without naming the providers; those
-    not enabled (here coingecko, whose checks are in the history) are left out after."""
+    """Asked for every provider, the rows are read without naming the providers; one not
+    enabled (here coingecko, whose checks are in the history) is left out after."""
     full = h.catalogue()
-    providers = {id_: spec for id_, spec in full.providers.items() if id_ != "coingecko"}
+    providers = dict(full.providers)
+    providers["coingecko"] = providers["coingecko"].model_copy(update={"enabled": False})
     service = SloService(
         catalogue=Catalogue(providers=providers, sources=full.sources), sessions=sessions
     )
-    everyone = await service.burn_rates(now=h.NOW)
+    everyone = await service.burn_rates(now=now)
     assert set(everyone) == {spec.id for spec in service.specs()}
     assert "coingecko" not in everyone
     for provider in ("binance", "bybit"):
-        alone = await service.burn_rates(now=h.NOW, provider=provider)
+        alone = await service.burn_rates(now=now, provider=provider)
         assert everyone[provider] == alone[provider]
-    assert any(rate for rate in everyone["binance"].values())  # the history burns there
+    three_days = h.oracle(h.HISTORY, "binance", now - 3 * DAY, now)  # maintenance taken out
+    burn = three_days["bad"] / (three_days["good"] + three_days["bad"]) / 0.005
+    assert everyone["binance"][3 * DAY] == pytest.approx(burn)
+    assert burn > 0  # the history burns there
 
 
 @pytest.mark.parametrize("maintenance", [False, True])
