@@ -125,19 +125,26 @@ class ResultWindow:
         start, count = self._start, self._count
         return [*range(start, count), *range(start)]
 
-    def _result(self, i: int) -> ProbeResult:
-        kept = self._kept[i]
+    def _unpacked(self, i: int) -> tuple[datetime, float | None, int | None] | None:
+        """A compact slot's start, latency and size; None for a result kept whole."""
         numbers, n = self._numbers, 3 * i
         at = numbers[n]
         if math.isnan(at):
-            return kept  # type: ignore[return-value]
+            return None
         latency, size = numbers[n + 1], numbers[n + 2]
-        return replace(
-            kept,  # type: ignore[arg-type]
-            started_at=_EPOCH + int(at) * _MICROSECOND,
-            latency_ms=None if math.isnan(latency) else latency,
-            response_bytes=None if size == _NO_SIZE else int(size),
+        return (
+            _EPOCH + int(at) * _MICROSECOND,
+            None if math.isnan(latency) else latency,
+            None if size == _NO_SIZE else int(size),
         )
+
+    def _result(self, i: int) -> ProbeResult:
+        kept = self._kept[i]
+        unpacked = self._unpacked(i)
+        if unpacked is None:
+            return kept  # type: ignore[return-value]
+        at, latency, size = unpacked
+        return replace(kept, started_at=at, latency_ms=latency, response_bytes=size)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[ProbeResult]:
         order = self._order()
@@ -167,14 +174,11 @@ class ResultWindow:
         """(outcome, started at, latency) of each result, oldest first, without rebuilding
         the results: what the dashboard draws for every provider."""
         beats = []
-        numbers = self._numbers
         for i in self._order():
-            at = numbers[3 * i]
-            if math.isnan(at):
+            unpacked = self._unpacked(i)
+            if unpacked is None:
                 result = self._kept[i]
                 beats.append((result.outcome, result.started_at, result.latency_ms))  # type: ignore[union-attr]
             else:
-                latency = numbers[3 * i + 1]
-                when = _EPOCH + int(at) * _MICROSECOND
-                beats.append((Outcome.OK, when, None if math.isnan(latency) else latency))
+                beats.append((Outcome.OK, unpacked[0], unpacked[1]))
         return beats
