@@ -4,7 +4,9 @@ never is, and when the client is cut off instead."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+from apiwatch.domain import Status, StatusChange
 from apiwatch.runtime.feed import LiveFeed
 from apiwatch.runtime.feed_messages import NEW_LOG_ENTRY, PROVIDER_STATUS_CHANGE, message
 
@@ -57,3 +59,35 @@ async def test_filters_narrow_by_type_and_provider_but_control_messages_always_p
         ("ping", None),
     ]
     assert len(connection) == 0
+
+
+async def test_a_status_change_is_never_followed_by_a_snapshot_from_before_it() -> None:
+    """A snapshot is reused for a second; one built before a status change and sent after
+    it would put the old status back on the client's screen until the next snapshot."""
+    status = {"p": "online"}
+
+    async def snapshot() -> dict[str, object]:
+        return {"providers": [{"id": "p", "status": status["p"]}]}
+
+    feed = LiveFeed(snapshot=snapshot, queue_size=10, clock=lambda: 0.0)  # never expires
+    connection = feed.connect()
+    await feed.send_status()
+    status["p"] = "offline"
+    feed.observe(StatusChange("p", Status.ONLINE, Status.OFFLINE, "503", datetime.now(UTC)))
+    await feed.send_status()
+    status["p"] = "degraded"
+    feed.deliver(message(PROVIDER_STATUS_CHANGE, {"to": "degraded"}, provider="p"))
+    await feed.send_status()  # another process's change, through the relay
+    got = [json.loads(await connection.next()) for _ in range(5)]  # type: ignore[arg-type]
+    assert [(m["type"], m["data"].get("providers", [{}])[0].get("status")) for m in got] == [
+        ("status_update", "online"),
+        (PROVIDER_STATUS_CHANGE, None),
+        ("status_update", "offline"),
+        (PROVIDER_STATUS_CHANGE, None),
+        ("status_update", "degraded"),
+    ]
+    await feed.send_status()  # without a change the snapshot is reused
+    status["p"] = "unknown"
+    await feed.send_status()
+    later = [json.loads(await connection.next()) for _ in range(2)]  # type: ignore[arg-type]
+    assert [m["data"]["providers"][0]["status"] for m in later] == ["degraded", "degraded"]

@@ -23,10 +23,12 @@ from typing import Any
 
 import structlog
 
+from apiwatch.domain import StatusChange
 from apiwatch.runtime.feed_messages import (
     DROPPED,
     ERROR,
     PING,
+    PROVIDER_STATUS_CHANGE,
     STATUS_UPDATE,
     SUBSCRIBED,
     Message,
@@ -194,6 +196,8 @@ class LiveFeed:
 
     def observe(self, event: object) -> None:
         """Bus listener: encode the event once and offer it to every connection."""
+        if isinstance(event, StatusChange):
+            self._cached = None  # a snapshot from before the change would undo it on screen
         if not self.connections and self.forward is None:
             return  # nobody listens: not even the encoding is paid for
         msg = encode(event)
@@ -204,6 +208,8 @@ class LiveFeed:
             self.forward(msg)
 
     def deliver(self, msg: Message) -> None:
+        if msg.type == PROVIDER_STATUS_CHANGE:
+            self._cached = None  # another process's change: as in `observe`
         for connection in tuple(self.connections):
             connection.offer(msg)
 

@@ -163,6 +163,8 @@ function onMessage({ type, data }) {
     for (const entry of data.providers || []) {
       const q = model.get(entry.id);
       if (!q || q.status === entry.status) continue;
+      // A snapshot older than the change this card already shows must not undo it.
+      if (q.status_since && entry.changed_at && Date.parse(entry.changed_at) < Date.parse(q.status_since)) continue;
       q.status = entry.status;
       q.reason = entry.reason;
       q.status_since = entry.changed_at;
