@@ -16,6 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from apiwatch.allocator import cap_malloc_arenas
 from apiwatch.catalogue.loader import Catalogue
 from apiwatch.catalogue.schema import ResolvedObjective
 from apiwatch.cli_keys import db_app, keys_app
@@ -62,6 +63,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the monitor: scheduler, probes, storage and the API on one port."""
+    cap_malloc_arenas()  # before any thread starts: see apiwatch/allocator.py
     import uvicorn
 
     from apiwatch.api.app import create_app
