@@ -6,7 +6,8 @@ Run: .venv/bin/python bench/serve_memory.py [--providers 10000] [--interval 10]
 `apiwatch serve` (role all, SQLite in a fresh file, collection off) with N generated
 providers at a health interval of `--interval` seconds, against a local upstream (the raw
 ASGI app of `serve_cpu.py`, answering `{}`). Its `/metrics` is scraped every 15 s, as a
-Prometheus would. Every `--every` seconds the resident set (VmRSS) and its peak (VmHWM) are
+Prometheus would. Every `--every` seconds the resident set (VmRSS), its peak (VmHWM) and
+the part of it in glibc's thread arenas (the database threads' malloc memory) are
 printed; at the end, the rows stored a second and the largest kinds of mapping (heap,
 anonymous, libraries) from /proc/PID/smaps.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import os
 import subprocess
 import sys
@@ -101,6 +103,29 @@ class Served:
                 sizes[kind] += int(parts[1])
         return [(name, kb // 1024) for name, kb in sizes.most_common(5)]
 
+    def thread_arenas(self) -> int:
+        """MB resident in glibc's thread arenas: each a 64 MiB anonymous reservation whose
+        used part is readable and writable and the rest has no access."""
+        regions: list[tuple[int, int, str, bool, int]] = []
+        for line in Path(f"/proc/{self.serve.pid}/smaps").read_text().splitlines():
+            parts = line.split()
+            if parts and "-" in parts[0] and not parts[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                regions.append((lo, hi, parts[1], len(parts) > 5, 0))
+            elif parts and parts[0] == "Rss:" and regions:
+                regions[-1] = (*regions[-1][:4], int(parts[1]))
+        kb = sum(
+            used[4]
+            for used, rest in itertools.pairwise(regions)
+            if used[2].startswith("rw")
+            and rest[2] == "---p"
+            and not used[3]
+            and not rest[3]
+            and used[1] == rest[0]
+            and rest[1] - used[0] == 64 << 20
+        )
+        return kb // 1024
+
     def stop(self) -> None:
         self.serve.terminate()
         try:
@@ -132,7 +157,10 @@ def main(args: argparse.Namespace) -> None:
             start = time.monotonic()
             rows0 = {run.label: stored_rows(run.database) for run in runs}
             next_print, next_scrape = 0.0, 0.0
-            print(f"{args.providers} providers every {args.interval:g} s; RSS (peak) in MB")
+            print(
+                f"{args.providers} providers every {args.interval:g} s; "
+                "RSS (peak; in thread arenas) in MB"
+            )
             while (elapsed := time.monotonic() - start) < args.seconds:
                 if elapsed >= next_scrape:
                     for run in runs:
@@ -140,7 +168,7 @@ def main(args: argparse.Namespace) -> None:
                     next_scrape += 15
                 if elapsed >= next_print:
                     line = " | ".join(
-                        f"{run.label} {s['VmRSS']} ({s['VmHWM']})"
+                        f"{run.label} {s['VmRSS']} ({s['VmHWM']}; arenas {run.thread_arenas()})"
                         for run in runs
                         for s in [run.status()]
                     )
