@@ -22,9 +22,14 @@ ARENAS = 2
 def cap_malloc_arenas(arenas: int = ARENAS) -> bool:
     """Cap glibc's malloc arenas at `arenas`; True if the cap was set here.
 
-    Nothing is done where the C library is not glibc, or where `MALLOC_ARENA_MAX` is set:
-    glibc then applies the operator's figure itself, at start."""
-    if os.environ.get("MALLOC_ARENA_MAX") or platform.libc_ver()[0] != "glibc":
+    Nothing is done where the C library is not glibc, or where the operator set the cap
+    (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`): glibc applies
+    that figure itself, at start."""
+    if (
+        os.environ.get("MALLOC_ARENA_MAX")
+        or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")
+        or platform.libc_ver()[0] != "glibc"
+    ):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -3,6 +3,7 @@ never is, and when the client is cut off instead."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -91,3 +92,26 @@ async def test_a_status_change_is_never_followed_by_a_snapshot_from_before_it() 
     await feed.send_status()
     later = [json.loads(await connection.next()) for _ in range(2)]  # type: ignore[arg-type]
     assert [m["data"]["providers"][0]["status"] for m in later] == ["degraded", "degraded"]
+
+
+async def test_a_snapshot_built_across_a_change_is_sent_once_and_not_kept() -> None:
+    """Were building a snapshot to wait (on the database, say), a change arriving meanwhile
+    must not leave the snapshot from before it in the cache."""
+    status = {"p": "online"}
+    builds = []
+    feed: LiveFeed
+
+    async def snapshot() -> dict[str, object]:
+        built = {"providers": [{"id": "p", "status": status["p"]}]}
+        builds.append(built)
+        await asyncio.sleep(0)
+        if len(builds) == 1:  # the change lands while the first snapshot is being built
+            status["p"] = "offline"
+            change = StatusChange("p", Status.ONLINE, Status.OFFLINE, "503", datetime.now(UTC))
+            feed.observe(change)
+        return built
+
+    feed = LiveFeed(snapshot=snapshot, queue_size=10, clock=lambda: 0.0)  # never expires
+    sent = [json.loads((await feed.status_message(None)).text) for _ in range(3)]
+    assert [m["data"]["providers"][0]["status"] for m in sent] == ["online", "offline", "offline"]
+    assert len(builds) == 2  # the second is kept

@@ -190,6 +190,8 @@ class LiveFeed:
         self.forward: Callable[[Message], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._cached: tuple[float, dict[str, Any]] | None = None
+        # Counts status changes seen: a snapshot built across one is not kept.
+        self._changes = 0
         self.disconnected_stuck = 0
 
     # -- events in -----------------------------------------------------------------------
@@ -197,7 +199,7 @@ class LiveFeed:
     def observe(self, event: object) -> None:
         """Bus listener: encode the event once and offer it to every connection."""
         if isinstance(event, StatusChange):
-            self._cached = None  # a snapshot from before the change would undo it on screen
+            self._forget_snapshot()
         if not self.connections and self.forward is None:
             return  # nobody listens: not even the encoding is paid for
         msg = encode(event)
@@ -209,9 +211,15 @@ class LiveFeed:
 
     def deliver(self, msg: Message) -> None:
         if msg.type == PROVIDER_STATUS_CHANGE:
-            self._cached = None  # another process's change: as in `observe`
+            self._forget_snapshot()  # another process's change, through the relay
         for connection in tuple(self.connections):
             connection.offer(msg)
+
+    def _forget_snapshot(self) -> None:
+        """A snapshot from before a status change would put the old status back on the
+        clients' screens until the next one: it is not reused after a change."""
+        self._cached = None
+        self._changes += 1
 
     # -- connections ---------------------------------------------------------------------
 
@@ -234,9 +242,13 @@ class LiveFeed:
     async def status_message(self, providers: frozenset[str] | None) -> Message:
         """The `status_update` now, its provider list narrowed to `providers` when given."""
         now = self._clock()
-        if self._cached is None or now - self._cached[0] > SNAPSHOT_TTL_S:
-            self._cached = (now, await self._snapshot())
-        data = self._cached[1]
+        cached = self._cached
+        if cached is None or now - cached[0] > SNAPSHOT_TTL_S:
+            changes = self._changes
+            cached = (now, await self._snapshot())
+            if changes == self._changes:
+                self._cached = cached
+        data = cached[1]
         if providers is not None:
             data = {**data, "providers": [p for p in data["providers"] if p["id"] in providers]}
         return message(STATUS_UPDATE, data)

@@ -75,6 +75,8 @@ def test_the_cap_keeps_eight_threads_to_two_arenas() -> None:
 
 def test_an_operators_malloc_arena_max_is_left_to_glibc() -> None:
     assert _arenas("cap", MALLOC_ARENA_MAX="3") == {"capped": False, "heaps": 3}
+    tunable = "glibc.malloc.arena_max=4"
+    assert _arenas("cap", GLIBC_TUNABLES=tunable) == {"capped": False, "heaps": 4}
 
 
 def _thread_arenas(pid: int) -> int:
@@ -106,15 +108,17 @@ def test_a_serving_process_keeps_to_the_cap(
     beside the main one. With the operator's own figure the threads take more (which shows
     this count would see them)."""
     port = free_port()
+    served_env = clean_env(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/a.db",
+        APIWATCH_UPSTREAM_OVERRIDE="http://127.0.0.1:9",
+        APIWATCH_PUBLIC_READ="true",
+    )
+    for name in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES"):  # this machine's own choice, if any
+        served_env.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "apiwatch.cli", "serve", "--port", str(port)],
         cwd=tmp_path,
-        env=clean_env(
-            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/a.db",
-            APIWATCH_UPSTREAM_OVERRIDE="http://127.0.0.1:9",
-            APIWATCH_PUBLIC_READ="true",
-            **env,
-        ),
+        env={**served_env, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

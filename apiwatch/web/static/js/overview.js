@@ -163,8 +163,9 @@ function onMessage({ type, data }) {
     for (const entry of data.providers || []) {
       const q = model.get(entry.id);
       if (!q || q.status === entry.status) continue;
-      // A snapshot older than the change this card already shows must not undo it.
-      if (q.status_since && entry.changed_at && Date.parse(entry.changed_at) < Date.parse(q.status_since)) continue;
+      // A snapshot older than the change this card already shows must not undo it (one
+      // process's snapshot can lag a change another process announced; no date, no change seen).
+      if (q.status_since && (!entry.changed_at || Date.parse(entry.changed_at) < Date.parse(q.status_since))) continue;
       q.status = entry.status;
       q.reason = entry.reason;
       q.status_since = entry.changed_at;
