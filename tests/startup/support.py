@@ -7,9 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -54,3 +57,18 @@ def port_in_use() -> Iterator[int]:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         yield int(holder.getsockname()[1])
+
+
+def wait_healthy(process: subprocess.Popen[str], url: str, timeout: float = 60) -> None:
+    """Wait for a started `apiwatch serve` to answer `/healthz`; fail with its stderr if it
+    exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)

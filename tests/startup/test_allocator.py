@@ -9,13 +9,12 @@ import platform
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.startup.support import clean_env, free_port
+from tests.startup.support import clean_env, free_port, wait_healthy
 
 pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="malloc arenas are glibc's (this libc is not)"
@@ -124,17 +123,8 @@ def test_a_serving_process_keeps_to_the_cap(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
         url = f"http://127.0.0.1:{port}"
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_healthy(process, url)
         with httpx.Client(base_url=url, timeout=10) as client:
             for _ in range(20):
                 assert client.get("/api/providers").status_code == 200

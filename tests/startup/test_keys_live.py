@@ -17,7 +17,7 @@ from apiwatch.inbound import MemoryKeyStore, hash_key
 from apiwatch.runtime.access import AccessControl
 from apiwatch.storage.db import create_engine, create_sessionmaker
 from apiwatch.storage.migrate import upgrade
-from tests.startup.support import clean_env, free_port, run_cli
+from tests.startup.support import clean_env, free_port, run_cli, wait_healthy
 
 ADMIN = "aw_live-admin-key-for-the-keys-test-0000000"
 
@@ -44,16 +44,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_healthy(process, url)
         yield url, env
     finally:
         process.terminate()

@@ -49,7 +49,7 @@ async def window_counts(
     if whole_to > live:
         live = await live_from(session, kind=kind, now=now)
     out: dict[datetime, dict[Key, Series]] = {}
-    plans: list[tuple[datetime, tuple[datetime, datetime] | None, list[Span]]] = []
+    plans: list[tuple[datetime, Span | None, list[Span]]] = []
     for start in starts:
         first = ceil_to(start, HOUR)
         if first > whole_to:  # the whole window lies inside the last, partial hour
