@@ -16,7 +16,8 @@ Failure policy, so rows are never lost silently:
   spill directory is set: past `max_queue` rows in memory, new rows are appended to a local
   file (`spill.Spill`) and read back once the database answers; once it has taken a
   batch from the file, new rows go to memory again and the two take turns, so a process
-  under steady load does not chase its own file. Without a spill directory rows past
+  under steady load does not chase its own file (a batch read back from the file is not
+  counted against `max_queue`: its rows are on disk already). Without a spill directory rows past
   `max_queue` are dropped and counted, as usage rows are.
 Memory stays bounded while the database is down and is handed back when the queues drain.
 """
@@ -157,7 +158,7 @@ class Recorder:
                 self._drop(table)
                 return
             self._bulk.append((table, row))
-        elif self._spilling or len(self._queue) + len(self._inflight) >= self._max_queue:
+        elif self._spilling or len(self._queue) + self._inflight_in_memory() >= self._max_queue:
             if not self._to_spill(table, row):
                 self._drop(table)
                 return
@@ -166,6 +167,13 @@ class Recorder:
         self._dropping = False
         if len(self._queue) + len(self._bulk) >= self._batch_size:
             self._wake.set()
+
+    def _inflight_in_memory(self) -> int:
+        """Rows in flight that count against `max_queue`: none while the batch came from the
+        spill file. Counted, a batch read back (up to ten batches' rows) filled the memory
+        queue's share and sent the rows recorded during its write to the file, which the
+        process then chased under a slow database."""
+        return 0 if self._spill_mark is not None else len(self._inflight)
 
     def _to_spill(self, table: str, row: Row) -> bool:
         if self.spill is None:

@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from apiwatch.domain import Outcome, ProbeResult
@@ -41,9 +42,30 @@ async def stored(url: str) -> int:
         await engine.dispose()
 
 
+async def slow_down(proxy: CuttableProxy) -> None:
+    """A slow database: every byte either way is held 10 ms out of every 15."""
+    while True:
+        proxy.pause()
+        await asyncio.sleep(0.010)
+        proxy.resume()
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize(
+    ("spilled", "rows_per_tick", "slow"),
+    [(900, 20, False), (1_900, 5, True)],
+    ids=["fast-database", "slow-database"],
+)
 async def test_the_file_stops_growing_once_the_database_is_back_and_drains_under_load(
-    postgres_behind_proxy: tuple[str, str, CuttableProxy], tmp_path: Path
+    postgres_behind_proxy: tuple[str, str, CuttableProxy],
+    tmp_path: Path,
+    spilled: int,
+    rows_per_tick: int,
+    slow: bool,
 ) -> None:
+    """With a slow database, batches read back from the file are in flight for long
+    stretches (500 rows while more than ten batches wait): rows recorded meanwhile go to
+    memory, which has room, not to the file, whose rows are not memory's."""
     via, direct, proxy = postgres_behind_proxy
     engine = create_engine(via)
     recorder = Recorder(
@@ -57,19 +79,22 @@ async def test_the_file_stops_growing_once_the_database_is_back_and_drains_under
     )
     await recorder.start()
     sent = 0
+    slowing: asyncio.Task[None] | None = None
     try:
         proxy.cut()
-        for _ in range(1_000):  # 100 in memory, 900 to the file
+        for _ in range(100 + spilled):  # 100 in memory, the rest to the file
             recorder.record(result(sent))
             sent += 1
         assert recorder.spill is not None
-        assert recorder.spill.written == 900
+        assert recorder.spill.written == spilled
         proxy.restore()
+        if slow:
+            slowing = asyncio.create_task(slow_down(proxy))
 
-        # Steady load: 20 rows every 10 ms while the database catches up.
+        # Steady load while the database catches up.
         on_disk_when_back = None
-        for _ in range(600):
-            for _ in range(20):
+        for _ in range(1_500):
+            for _ in range(rows_per_tick):
                 recorder.record(result(sent))
                 sent += 1
             await asyncio.sleep(0.01)
@@ -83,8 +108,14 @@ async def test_the_file_stops_growing_once_the_database_is_back_and_drains_under
         assert recorder.spill.written == on_disk_when_back
         assert recorder.spill.pending == 0
         assert not list((tmp_path / "spill").glob("recorder-*.jsonl"))
+        if slowing is not None:
+            slowing.cancel()
+            proxy.resume()
         assert await recorder.flush(max_wait_s=20)
     finally:
+        if slowing is not None:
+            slowing.cancel()
+            proxy.resume()
         await recorder.stop()
         await engine.dispose()
     assert await stored(direct) == sent  # every row once
