@@ -16,8 +16,9 @@ Failure policy, so rows are never lost silently:
   spill directory is set: past `max_queue` rows in memory, new rows are appended to a local
   file (`spill.Spill`) and read back once the database answers; once it has taken a
   batch from the file, new rows go to memory again and the two take turns, so a process
-  under steady load does not chase its own file (a batch read back from the file is not
-  counted against `max_queue`: its rows are on disk already). Without a spill directory rows past
+  under steady load does not chase its own file. A batch read back from the file is not
+  counted against `max_queue` while it is written (its rows stay in the file until then),
+  so memory may hold `max_queue` rows plus that batch. Without a spill directory rows past
   `max_queue` are dropped and counted, as usage rows are.
 Memory stays bounded while the database is down and is handed back when the queues drain.
 """
@@ -101,10 +102,16 @@ class Recorder:
         self._spilling = False
         self._file_turn = False  # while both wait: the next batch comes from the file
         self._told_replayed = 0  # rows written back as of the last "written back" line
-        # Set when the in-flight batch came from the spill file: confirmed there once written.
+        # Set when the in-flight batch came from the spill file: confirmed there once written,
+        # for as many rows as were read (some may have been written one by one before).
         self._spill_mark: tuple[Path, int, int] | None = None
+        self._spill_rows = 0
         # The batch being written; kept here, not in a local, so a failed write loses nothing.
         self._inflight: list[tuple[str, Row]] = []
+        # Whether it came from the memory queue: only then does it count against `max_queue`.
+        # A batch read back from the file is still in the file (past its offset), and usage
+        # rows have their own bound.
+        self._inflight_queued = False
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -129,7 +136,9 @@ class Recorder:
     def pending(self) -> int:
         """Rows not yet written: in memory, in flight and spilled to disk."""
         spilled = self.spill.pending if self.spill is not None else 0
-        return len(self._queue) + len(self._bulk) + len(self._inflight) + spilled
+        # A batch read back from the file is still counted by the file until it is written.
+        inflight = 0 if self._spill_mark is not None else len(self._inflight)
+        return len(self._queue) + len(self._bulk) + inflight + spilled
 
     # -- producing -------------------------------------------------------------------------
 
@@ -169,11 +178,11 @@ class Recorder:
             self._wake.set()
 
     def _inflight_in_memory(self) -> int:
-        """Rows in flight that count against `max_queue`: none while the batch came from the
-        spill file. Counted, a batch read back (up to ten batches' rows) filled the memory
-        queue's share and sent the rows recorded during its write to the file, which the
-        process then chased under a slow database."""
-        return 0 if self._spill_mark is not None else len(self._inflight)
+        """Rows in flight that count against `max_queue`: those of a batch taken from the
+        memory queue. Counted, a batch read back from the file (up to ten batches' rows) took
+        the memory queue's room and sent the rows recorded during its write to the file,
+        which the process then chased under a slow database."""
+        return len(self._inflight) if self._inflight_queued else 0
 
     def _to_spill(self, table: str, row: Row) -> bool:
         if self.spill is None:
@@ -272,11 +281,16 @@ class Recorder:
             self._task = None
         if not await self.flush(max_wait_s=max_wait_s):
             if self.spill is not None:
-                # What memory holds goes to disk, for the next start to write.
-                for table, row in [*self._inflight, *self._queue, *self._bulk]:
+                # What memory holds goes to disk, for the next start to write. A batch read
+                # back from the file is there still, past the offset last confirmed.
+                held = [*self._queue, *self._bulk]
+                if self._spill_mark is None:
+                    held[:0] = self._inflight
+                for table, row in held:
                     self._spilling = True
                     self.spill.append(table, row)
                 self._inflight, self._queue, self._bulk = [], deque(), deque()
+                self._spill_mark, self._inflight_queued = None, False
                 log.error(
                     "recorder stopped with the database away; %d rows kept in %s for the "
                     "next start",
@@ -342,7 +356,7 @@ class Recorder:
                 done += size
                 self._consecutive_failures = 0
                 if self._spill_mark is not None and self.spill is not None:
-                    self.spill.done(self._spill_mark, size)
+                    self.spill.done(self._spill_mark, self._spill_rows)
                     self._spill_mark = None
                     self._database_back()
                     if not self.spill.pending:
@@ -373,6 +387,7 @@ class Recorder:
         if self._queue and not from_file:
             count = min(self._size_for(len(self._queue)), len(self._queue))
             self._inflight = [self._queue.popleft() for _ in range(count)]
+            self._inflight_queued = True
             if not self._queue:
                 self._queue = deque()  # hand the emptied deque's blocks back
             return True
@@ -380,11 +395,13 @@ class Recorder:
             entries, mark = self.spill.read(self._size_for(self.spill.pending))
             if entries:
                 self._inflight, self._spill_mark = entries, mark
+                self._spill_rows, self._inflight_queued = len(entries), False
                 return True
             self._spilled_back()
         if self._bulk:
             count = min(self._size_for(len(self._bulk)), len(self._bulk))
             self._inflight = [self._bulk.popleft() for _ in range(count)]
+            self._inflight_queued = False
             if not self._bulk:
                 self._bulk = deque()
             return True

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apiwatch.domain import Outcome, ProbeResult
 from apiwatch.storage.db import create_engine, create_sessionmaker
@@ -119,3 +120,55 @@ async def test_the_file_stops_growing_once_the_database_is_back_and_drains_under
         await recorder.stop()
         await engine.dispose()
     assert await stored(direct) == sent  # every row once
+
+
+async def rename_table(engine: AsyncEngine, old: str, new: str) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+async def test_a_batch_read_back_from_the_file_leaves_memory_its_room_and_is_not_spilled_twice(
+    db_engine: AsyncEngine, db_sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """A batch read back from the file and waiting to be retried is still in the file: rows
+    recorded meanwhile fill memory up to `max_queue` before any goes to the file, and a stop
+    that gives up does not append the batch to the file a second time."""
+    spill = tmp_path / "spill"
+    settings = {"batch_size": 5, "max_queue": 10, "spill_dir": spill, "retry_max_s": 0.05}
+    await rename_table(db_engine, "connection_attempts", "connection_attempts_away")
+    try:
+        # A process that stopped with the database away leaves 210 rows in the file.
+        first = Recorder(db_sessionmaker, retry_initial_s=0.01, **settings)
+        for n in range(210):
+            first.record(result(n))
+        await first.stop(max_wait_s=0)
+        assert first.spill is not None and first.spill.written == 210
+
+        # The next one reads a batch of 50 back (more than ten batches wait); it fails.
+        second = Recorder(db_sessionmaker, retry_initial_s=0.01, **settings)
+        await second.start()
+        assert second.spill is not None and second.spill.pending == 210
+        deadline = asyncio.get_running_loop().time() + 5
+        while second.failures < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the read-back never failed"
+            await asyncio.sleep(0.01)
+        assert second.pending == 210  # the batch in flight is counted once, by the file
+
+        for n in range(210, 220):
+            second.record(result(n))
+        assert second.spill.written == 0  # memory had its ten rows' room
+        second.record(result(220))
+        assert second.spill.written == 1  # then it was full
+
+        await second.stop(max_wait_s=0)
+        assert second.spill.pending == 221  # 210 left, 10 from memory, 1 spilled: none twice
+    finally:
+        await rename_table(db_engine, "connection_attempts_away", "connection_attempts")
+
+    third = Recorder(db_sessionmaker, **settings)
+    await third.start()
+    assert await third.flush(max_wait_s=10)
+    await third.stop()
+    async with db_sessionmaker() as session:
+        latencies = (await session.scalars(select(ConnectionAttempt.latency_ms))).all()
+    assert sorted(latencies) == [float(n) for n in range(221)]  # every row, once
