@@ -56,7 +56,12 @@ class AlertPolicy:
         self._clock = clock
         self._active: dict[str, ActiveAlert] = {}
         self._batches: dict[tuple[str, AlertState], Batch] = {}
-        self._notified: dict[tuple[str, AlertState], datetime] = {}
+        # When each group last had a firing notification; only read within
+        # `group_interval_s`, so older entries are pruned (`_forget_old_groups`): a provider
+        # that alerted once would otherwise be kept for good, tens of thousands of entries
+        # over hours at 10,000 providers.
+        self._notified: dict[str, datetime] = {}
+        self._next_prune: datetime | None = None
         self._held: set[str] = set()  # silenced or in maintenance, never sent: sent after
         self._repeats: list[tuple[datetime, str]] = []  # (due, fingerprint), a heap
         self._ids: dict[str, int] = {}
@@ -253,7 +258,7 @@ class AlertPolicy:
     def _group_reason(self, key: str, state: AlertState, now: datetime) -> DecisionReason:
         if state is AlertState.RESOLVED:
             return DecisionReason.RESOLVED
-        last = self._notified.get((key, state))
+        last = self._notified.get(key)
         recent = last is not None and now - last < timedelta(seconds=self.settings.group_interval_s)
         return DecisionReason.NEW_ALERTS_IN_GROUP if recent else DecisionReason.FIRST_NOTIFICATION
 
@@ -272,8 +277,8 @@ class AlertPolicy:
         due = batch.opened_at + timedelta(seconds=self.settings.group_window_s)
         if len(batch.alerts) >= self.settings.max_batch:
             due = batch.opened_at
-        last = self._notified.get((batch.group_key, batch.state))
-        if batch.state is AlertState.FIRING and last is not None:
+        last = self._notified.get(batch.group_key) if batch.state is AlertState.FIRING else None
+        if last is not None:
             due = max(due, last + timedelta(seconds=self.settings.group_interval_s))
         return due
 
@@ -282,6 +287,7 @@ class AlertPolicy:
         now = now or self._clock()
         self._release_unsilenced(now)
         self._queue_repeats(now)
+        self._forget_old_groups(now)
         out = []
         for bkey, batch in list(self._batches.items()):
             if not force and self._due(batch) > now:
@@ -294,6 +300,19 @@ class AlertPolicy:
                     continue
             out.append(self._emit(bkey, batch, now))
         return out
+
+    def _forget_old_groups(self, now: datetime) -> None:
+        """Drop the last-notified times older than the group interval, which no decision
+        reads any more; a sweep at most once per interval (and at least a second apart)."""
+        if self._next_prune is not None and now < self._next_prune:
+            return
+        interval = timedelta(seconds=self.settings.group_interval_s)
+        self._next_prune = now + max(interval, timedelta(seconds=1))
+        if any(now - last >= interval for last in self._notified.values()):
+            # Rebuilt, not deleted from: a dict keeps the table it grew to.
+            self._notified = {
+                key: last for key, last in self._notified.items() if now - last < interval
+            }
 
     def _drop_silenced(self, batch: Batch, now: datetime) -> None:
         """A silence created (or a window begun) while alerts waited in their batch holds
@@ -328,7 +347,8 @@ class AlertPolicy:
             )
             if batch.state is AlertState.RESOLVED:
                 follow.reason = DecisionReason.RESOLVED
-        self._notified[bkey] = now
+        if batch.state is AlertState.FIRING:
+            self._notified[batch.group_key] = now
         for fp in taken:
             if batch.state is AlertState.RESOLVED:
                 if fp not in self._active:

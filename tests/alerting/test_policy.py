@@ -3,6 +3,8 @@ with its named reason; and a storm that must not become a storm of notifications
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -408,3 +410,42 @@ def test_silence_created_while_an_alert_waits_in_its_batch_holds_it() -> None:
     assert [n.provider for n in sent] == ["kraken"]
     [held] = [a for a in policy.active() if a.notice.provider == "coingecko"]
     assert held.reason is R.SILENCED
+
+
+def test_a_group_notified_once_is_forgotten_after_its_interval() -> None:
+    """Thousands of providers that alerted once and recovered leave nothing behind once
+    their group interval has passed: a monitor of 10,000 providers runs for months."""
+
+    def alert_and_recover(policy: AlertPolicy, clock: Clock, providers: range) -> None:
+        for n in providers:
+            _sent(policy, clock, _notice(provider=f"p{n:05d}"))
+            policy.submit(_resolved(_notice(provider=f"p{n:05d}")))
+            policy.flush(clock.advance(5))
+
+    policy, clock = _policy()
+    alert_and_recover(policy, clock, range(10))  # settle what is made once
+    clock.advance(61)
+    policy.flush(clock.now)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        alert_and_recover(policy, clock, range(10, 2_010))
+        during = tracemalloc.get_traced_memory()[0]
+        # Past the group interval, and the hour a reminder is planned for (a resolved
+        # alert's is dropped when it comes due).
+        policy.flush(clock.advance(3_601))
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert (during - before) / 2_000 > 50  # each group's time is kept while it counts
+    assert (after - before) / 2_000 < 20, f"{(after - before) / 2_000:.0f} bytes a provider kept"
+
+    # And forgetting changes no decision: the group interval still holds a new alert back.
+    _sent(policy, clock, _notice(provider="p00042"))
+    decision = policy.submit(_notice("latency_anomaly", provider="p00042"))
+    assert decision.reason is R.NEW_ALERTS_IN_GROUP
+    assert policy.flush(clock.advance(30)) == []
+    [later] = policy.flush(clock.advance(31))
+    assert later.reason is R.NEW_ALERTS_IN_GROUP
