@@ -40,6 +40,8 @@ from apiwatch.alerting.maintenance import MaintenanceSet
 from apiwatch.alerting.model import AlertNotice, AlertState, DecisionReason, Notification
 from apiwatch.alerting.silences import SilenceSet
 
+_SECOND = timedelta(seconds=1)
+
 
 class AlertPolicy:
     def __init__(
@@ -68,6 +70,9 @@ class AlertPolicy:
 
     def update_settings(self, settings: AlertSettings) -> None:
         self.settings = settings
+        # A sweep under the new interval at the next flush. A group forgotten under a
+        # shorter interval before the change stays forgotten.
+        self._next_prune = None
 
     # -- views ------------------------------------------------------------------------------
 
@@ -303,15 +308,15 @@ class AlertPolicy:
 
     def _forget_old_groups(self, now: datetime) -> None:
         """Drop the last-notified times older than the group interval, which no decision
-        reads any more; a sweep at most once per interval (and at least a second apart)."""
+        reads any more; a sweep at most once per interval and at least a second apart."""
         if self._next_prune is not None and now < self._next_prune:
             return
-        interval = timedelta(seconds=self.settings.group_interval_s)
-        self._next_prune = now + max(interval, timedelta(seconds=1))
-        if any(now - last >= interval for last in self._notified.values()):
+        keep = timedelta(seconds=self.settings.group_interval_s)
+        self._next_prune = now + max(keep, _SECOND)
+        if any(now - last >= keep for last in self._notified.values()):
             # Rebuilt, not deleted from: a dict keeps the table it grew to.
             self._notified = {
-                key: last for key, last in self._notified.items() if now - last < interval
+                key: last for key, last in self._notified.items() if now - last < keep
             }
 
     def _drop_silenced(self, batch: Batch, now: datetime) -> None:
