@@ -233,6 +233,12 @@ class AlertManager(AlertQueries, MaintenanceQueries):
                 # killed the consumer, and its queue then kept every result it got).
                 log.exception("alert_event_failed", event_type=type(event).__name__)
 
+    async def forget_provider(self, provider: str, *, reason: str) -> None:
+        """The provider left the catalogue or was disabled: its firing alerts are resolved
+        (a notification goes where each was sent) and its rule windows dropped."""
+        for notice in self.rules.forget(provider, now=self._clock(), reason=reason):
+            await self.submit(notice)
+
     async def submit(self, notice: AlertNotice) -> None:
         """Decide on the alert (new, repeated or resolved) and store it with the decision;
         while the database is away the row waits in `writes` (the notice is sent anyway)."""

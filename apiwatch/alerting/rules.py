@@ -145,6 +145,23 @@ class RuleEngine(ResultRules, EventRules):
         out.append(notice)
         return out
 
+    def forget(self, provider: str, *, now: datetime, reason: str) -> list[AlertNotice]:
+        """Resolve the provider's firing alerts (`reason` says why) and drop everything kept
+        for it: a provider removed or disabled gets no more results, so nothing else would
+        ever resolve them, and they would be repeated for good."""
+        out = []
+        for rule, _, item in [key for key in self._firing if key[1] == provider]:
+            out += self._set(
+                rule, provider, item, None, now=now, resolved_message=f"{provider}: {reason}"
+            )
+        self._latencies.pop(provider, None)
+        self._evidence.pop(provider, None)
+        self._last_failure.pop(provider, None)
+        for key in [key for key in self._calm if key[0] == provider]:
+            del self._calm[key]
+        self._detector.forget(provider)
+        return out
+
     def _track_expiry(self, key: AlertKey, expires_at: datetime | None) -> None:
         provider = key[1]
         if expires_at is not None:

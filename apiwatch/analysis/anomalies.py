@@ -272,6 +272,13 @@ class AnomalyDetector:
             self._last_z[(provider, endpoint)] = judgement.z
         return judgement
 
+    def forget(self, provider: str) -> None:
+        """Drop the provider's windows and scores (it left the catalogue or was disabled)."""
+        for key in [key for key in self._windows if key[0] == provider]:
+            del self._windows[key]
+        for key in [key for key in self._last_z if key[0] == provider]:
+            del self._last_z[key]
+
     def provider_score(self, provider: str) -> float:
         scores = [abs(z) for (pid, _), z in self._last_z.items() if pid == provider]
         return max(scores, default=0.0)

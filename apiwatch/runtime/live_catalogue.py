@@ -100,6 +100,8 @@ class LiveCatalogue:
         runtime.sharing.set_providers(s.id for s in runtime.catalogue.enabled())
         if runtime.alerts is not None:  # alert routes match on the provider's category
             runtime.alerts.rules.categories[spec.id] = spec.category.value
+            if not spec.enabled and (old is None or old.enabled):
+                await runtime.alerts.forget_provider(spec.id, reason="disabled")
         runtime.schedule_health_check(spec)
         await runtime.schedules.apply_provider(spec.id)
         log.info(
@@ -123,6 +125,9 @@ class LiveCatalogue:
             guard.gate.forget(provider_id)
         runtime.tracker.forget(provider_id)
         runtime.sharing.set_providers(s.id for s in runtime.catalogue.enabled())
+        if runtime.alerts is not None:
+            await runtime.alerts.forget_provider(provider_id, reason="removed from the catalogue")
+            runtime.alerts.rules.categories.pop(provider_id, None)
         if old is not None:  # its row stays for the stored results, marked disabled
             row = {**provider_row(old), "enabled": False}
             async with runtime.sessions() as session:

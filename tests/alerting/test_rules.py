@@ -539,3 +539,26 @@ def test_a_result_expires_only_its_own_providers_timed_alerts() -> None:
         ("etherscan", "resolved")
     ]
     assert [n.provider for n in engine.active()] == ["binance"]
+
+
+def test_forgetting_a_provider_resolves_its_alerts_and_drops_its_windows() -> None:
+    """A provider removed or disabled gets no more results: its firing alerts are resolved
+    with the reason, and nothing of it is kept; another provider is untouched."""
+    feed = Feed(_engine())
+    for _ in range(30):
+        feed.result(latency_ms=1500)  # coingecko: slow
+        feed.result(Outcome.TIMEOUT, provider="etherscan", latency_ms=None)
+        feed.result(provider="etherscan", endpoint="other", latency_ms=100.0)
+    assert {n.provider for n in feed.engine.active()} == {"coingecko", "etherscan"}
+    assert set(feed.engine.anomaly_scores()) == {"coingecko", "etherscan"}
+
+    resolved = feed.engine.forget("etherscan", now=feed.now, reason="removed from the catalogue")
+    assert resolved and all(n.state is AlertState.RESOLVED for n in resolved)
+    assert {n.provider for n in resolved} == {"etherscan"}
+    assert all(n.message == "etherscan: removed from the catalogue" for n in resolved)
+    assert {n.provider for n in feed.engine.active()} == {"coingecko"}
+    assert set(feed.engine.anomaly_scores()) == {"coingecko"}
+    assert feed.engine.forget("etherscan", now=feed.now, reason="again") == []
+
+    # Back in the catalogue later, it starts afresh: one failure is not yet an error rate.
+    assert feed.result(Outcome.TIMEOUT, provider="etherscan", latency_ms=None) == []

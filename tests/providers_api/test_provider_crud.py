@@ -204,3 +204,37 @@ async def test_an_override_kept_while_overrides_are_off_is_not_used(start_server
     async with start_server(keep=True, provider_overrides=True) as opened:
         detail = (await opened.client.get("/api/providers/filed")).json()
         assert detail["source"] == "api-override" and detail["name"] == "Overridden"
+
+
+async def test_a_deleted_or_disabled_provider_has_its_firing_alerts_resolved(
+    start_server: Any,
+) -> None:
+    """Nothing would ever resolve the alerts of a provider that is no longer probed: they
+    are resolved when it is deleted or disabled, and not repeated for good."""
+    async with start_server() as server:
+        client = server.client
+        for pid in ("gone", "paused"):
+            spec = binance_like(
+                server.sim.url,
+                pid,
+                health_interval_s=1,
+                health={"path": "/api/v3/nowhere", "expect": [{"status": 200}]},
+            )
+            assert (await client.post("/api/providers", json=spec)).status_code == 201
+
+        async def firing(pid: str) -> list[dict[str, Any]]:
+            response = await client.get("/api/alerts", params={"provider": pid})
+            return response.json()["alerts"]
+
+        for pid in ("gone", "paused"):
+            await wait_for(lambda pid=pid: firing(pid))
+        assert (await client.delete("/api/providers/gone")).status_code == 200
+        patched = await client.patch("/api/providers/paused", json={"enabled": False})
+        assert patched.status_code == 200
+        for pid in ("gone", "paused"):
+            assert await firing(pid) == []
+            past = (await client.get("/api/alerts/history", params={"provider": pid})).json()
+            assert past["alerts"] and all(a["state"] == "resolved" for a in past["alerts"])
+            assert not [
+                a for a in server.runtime.alerts.policy.active() if a.notice.provider == pid
+            ]
