@@ -98,6 +98,10 @@ class AlertManager(AlertQueries, MaintenanceQueries):
         self._open: dict[str, int] = {}
         # The tracker's statuses, for triage (an offline provider escalates to a page).
         self.statuses: Callable[[], Mapping[str, str]] = dict
+        # Whether a provider's results and events still count (the runtime: it is in the
+        # catalogue and enabled). Those of one deleted or disabled are dropped: a result
+        # still queued or relayed would fire again what `forget_provider` resolved.
+        self.accepts: Callable[[str], bool] = lambda provider: True
         # Told of every alert that fires, is acknowledged or resolves (the live feed), and
         # of each notification's outcome on each channel, with its severity (the metrics).
         self.on_change: Callable[[AlertChanged], None] = lambda change: None
@@ -149,6 +153,11 @@ class AlertManager(AlertQueries, MaintenanceQueries):
                 sent_at=row["sent_at"],
                 acked=row["acknowledged_at"] is not None,
             )
+        # Alerts restored for a provider deleted or disabled while no process was leading
+        # (or in a catalogue file across a restart): nothing would resolve them.
+        for provider in sorted({row["provider"] for row in firing if row["provider"]}):
+            if not self.accepts(provider):
+                await self.forget_provider(provider, reason="no longer monitored")
         self._task = asyncio.create_task(self._consume(), name="alerting")
         self._flusher = asyncio.create_task(self._flush_loop(), name="alerting-flush")
 
@@ -204,6 +213,9 @@ class AlertManager(AlertQueries, MaintenanceQueries):
 
     def notices_for(self, event: object) -> list[AlertNotice]:
         now = self._clock()
+        provider = getattr(event, "provider", None)
+        if isinstance(provider, str) and not self.accepts(provider):
+            return []
         if isinstance(event, ProbeResult):
             return self.rules.on_result(event, now=now)
         if isinstance(event, StatusChange):
@@ -220,7 +232,10 @@ class AlertManager(AlertQueries, MaintenanceQueries):
             else (asdict(event) if is_dataclass(event) and not isinstance(event, type) else {})
         )
         data = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
-        return self.rules.on_event(kind, data.get("provider"), data, now=now)
+        provider = data.get("provider")
+        if isinstance(provider, str) and not self.accepts(provider):
+            return []
+        return self.rules.on_event(kind, provider, data, now=now)
 
     async def _consume(self) -> None:
         while True:
@@ -236,8 +251,12 @@ class AlertManager(AlertQueries, MaintenanceQueries):
     async def forget_provider(self, provider: str, *, reason: str) -> None:
         """The provider left the catalogue or was disabled: its firing alerts are resolved
         (a notification goes where each was sent) and its rule windows dropped."""
-        for notice in self.rules.forget(provider, now=self._clock(), reason=reason):
-            await self.submit(notice)
+        held = [alert.notice for alert in self.policy.active() if alert.notice.provider == provider]
+        for notice in self.rules.forget(provider, now=self._clock(), reason=reason, also=held):
+            try:
+                await self.submit(notice)
+            except Exception:  # the provider's change goes on; this alert is logged
+                log.exception("alert_forget_failed", provider=provider, rule=notice.rule)
 
     async def submit(self, notice: AlertNotice) -> None:
         """Decide on the alert (new, repeated or resolved) and store it with the decision;

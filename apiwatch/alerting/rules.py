@@ -145,15 +145,28 @@ class RuleEngine(ResultRules, EventRules):
         out.append(notice)
         return out
 
-    def forget(self, provider: str, *, now: datetime, reason: str) -> list[AlertNotice]:
+    def forget(
+        self,
+        provider: str,
+        *,
+        now: datetime,
+        reason: str,
+        also: Iterable[AlertNotice] = (),
+    ) -> list[AlertNotice]:
         """Resolve the provider's firing alerts (`reason` says why) and drop everything kept
         for it: a provider removed or disabled gets no more results, so nothing else would
-        ever resolve them, and they would be repeated for good."""
+        ever resolve them, and they would be repeated for good. `also`: firing alerts held
+        elsewhere (the policy's) that may not be keyed here, resolved too."""
+        message = f"{provider}: {reason}"
         out = []
         for rule, _, item in [key for key in self._firing if key[1] == provider]:
-            out += self._set(
-                rule, provider, item, None, now=now, resolved_message=f"{provider}: {reason}"
-            )
+            out += self._set(rule, provider, item, None, now=now, resolved_message=message)
+        done = {notice.fingerprint for notice in out}
+        out += [
+            self._resolve(notice, now, message)
+            for notice in also
+            if notice.fingerprint not in done and notice.state is AlertState.FIRING
+        ]
         self._latencies.pop(provider, None)
         self._evidence.pop(provider, None)
         self._last_failure.pop(provider, None)

@@ -332,6 +332,12 @@ class Runtime(Housekeeping):
         interval is faster than the provider's limits allow)."""
         return await self.schedules.update(schedule_id, interval_s=interval_s, enabled=enabled)
 
+    def monitors(self, provider_id: str) -> bool:
+        """Whether the provider is in the running catalogue and enabled (alerting drops the
+        results and events of any other)."""
+        spec = self.catalogue.providers.get(provider_id)
+        return spec is not None and spec.enabled
+
     def schedule_health_checks(self) -> None:
         self._health_scheduled = True
         for spec in self.catalogue.enabled():

@@ -100,10 +100,12 @@ class LiveCatalogue:
         runtime.sharing.set_providers(s.id for s in runtime.catalogue.enabled())
         if runtime.alerts is not None:  # alert routes match on the provider's category
             runtime.alerts.rules.categories[spec.id] = spec.category.value
-            if not spec.enabled and (old is None or old.enabled):
-                await runtime.alerts.forget_provider(spec.id, reason="disabled")
         runtime.schedule_health_check(spec)
         await runtime.schedules.apply_provider(spec.id)
+        if not spec.enabled:
+            runtime.retries.drop(spec.id)
+            if runtime.alerts is not None:  # after its jobs are gone; again is harmless
+                await runtime.alerts.forget_provider(spec.id, reason="disabled")
         log.info(
             "provider_applied",
             provider=spec.id,

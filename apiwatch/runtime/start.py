@@ -80,6 +80,7 @@ def build_alerts(settings: Settings, runtime: Runtime, http: aiohttp.ClientSessi
         maintenance=runtime.maintenance_file,
     )
     manager.statuses = runtime.tracker.statuses
+    manager.accepts = runtime.monitors
     manager.on_change = runtime.feed.observe  # alert messages on the live feed
     manager.on_delivery = runtime.metrics.observe_delivery
     return manager

@@ -30,7 +30,9 @@ async def receiver() -> AsyncIterator[HttpReceiver]:
         await server.stop()
 
 
-async def start_manager(db_sessionmaker, receiver: HttpReceiver, llm_url: str, timeout_s: float):
+async def start_manager(
+    db_sessionmaker, receiver: HttpReceiver, llm_url: str, timeout_s: float, accepts=None
+):
     settings = load_alert_settings(
         patch={
             "group_window_s": 0.1,
@@ -47,6 +49,8 @@ async def start_manager(db_sessionmaker, receiver: HttpReceiver, llm_url: str, t
         llm_key=KEY,
         http=http,
     )
+    if accepts is not None:
+        manager.accepts = accepts
     await manager.start()
     return manager, http
 
@@ -176,3 +180,31 @@ async def test_a_silence_ended_in_one_process_stops_muting_in_another(
         for manager, http in ((one, http_one), (two, http_two)):
             await manager.stop()
             await http.close()
+
+
+async def test_an_alert_restored_for_a_provider_no_longer_monitored_is_resolved_at_start(
+    db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
+) -> None:
+    """Deleted or disabled while no process was leading (or in a file across a restart):
+    its alert comes back from storage, and nothing but the start would resolve it."""
+    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
+    try:
+        manager.observe(offline())
+        await wait_for(lambda: receiver.at("/page"))
+    finally:
+        await manager.stop()
+        await http.close()
+    gone = lambda provider: provider != "binance"  # noqa: E731
+    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, 1, accepts=gone)
+    try:
+        await wait_for(lambda: len(receiver.at("/page")) == 2)
+        assert manager.policy.active() == []
+        assert manager.notices_for(offline()) == []  # its late results are dropped
+        assert manager.notices_for(offline("coingecko"))  # others' are not
+    finally:
+        await manager.stop()
+        await http.close()
+    assert receiver.at("/page")[1].json()["state"] == "resolved"
+    async with db_sessionmaker() as session:
+        stored = await alert_repo.list_alerts(session, provider="binance")
+    assert [a["state"] for a in stored] == ["resolved"]
