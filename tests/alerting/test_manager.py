@@ -55,6 +55,19 @@ async def start_manager(
     return manager, http
 
 
+async def page_once(
+    db_sessionmaker, receiver: HttpReceiver, llm_url: str, *, timeout_s: float
+) -> None:
+    """A manager pages for binance going offline and stops, its alert still firing."""
+    manager, http = await start_manager(db_sessionmaker, receiver, llm_url, timeout_s=timeout_s)
+    try:
+        manager.observe(offline())
+        await wait_for(lambda: receiver.at("/page"))
+    finally:
+        await manager.stop()
+        await http.close()
+
+
 def offline(provider: str = "binance") -> StatusChange:
     return StatusChange(
         provider, Status.DEGRADED, Status.OFFLINE, "3 consecutive failures", utcnow()
@@ -71,13 +84,7 @@ async def wait_for(predicate, timeout: float = 10.0) -> None:
 async def test_the_llm_report_rides_along_when_it_answers_in_time(
     db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
 ) -> None:
-    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=5)
-    try:
-        manager.observe(offline())
-        await wait_for(lambda: receiver.at("/page"))
-    finally:
-        await manager.stop()
-        await http.close()
+    await page_once(db_sessionmaker, receiver, llm.url, timeout_s=5)
     body = receiver.at("/page")[0].json()
     assert REPORT in body["report"] and "rule-based triage" in body["report"]
     assert llm.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
@@ -130,13 +137,7 @@ async def test_a_failed_delivery_is_stored_with_its_error(
 async def test_an_alert_firing_before_a_restart_resolves_when_its_condition_clears(
     db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
 ) -> None:
-    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
-    try:
-        manager.observe(offline())
-        await wait_for(lambda: receiver.at("/page"))
-    finally:
-        await manager.stop()
-        await http.close()
+    await page_once(db_sessionmaker, receiver, llm.url, timeout_s=1)
     manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
     try:
         manager.observe(StatusChange("binance", Status.OFFLINE, Status.ONLINE, "healthy", utcnow()))
@@ -187,13 +188,7 @@ async def test_an_alert_restored_for_a_provider_no_longer_monitored_is_resolved_
 ) -> None:
     """Deleted or disabled while no process was leading (or in a file across a restart):
     its alert comes back from storage, and nothing but the start would resolve it."""
-    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
-    try:
-        manager.observe(offline())
-        await wait_for(lambda: receiver.at("/page"))
-    finally:
-        await manager.stop()
-        await http.close()
+    await page_once(db_sessionmaker, receiver, llm.url, timeout_s=1)
     gone = lambda provider: provider != "binance"  # noqa: E731
     manager, http = await start_manager(db_sessionmaker, receiver, llm.url, 1, accepts=gone)
     try:
