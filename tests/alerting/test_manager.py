@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import aiohttp
@@ -55,17 +56,26 @@ async def start_manager(
     return manager, http
 
 
+@asynccontextmanager
+async def running_manager(
+    db_sessionmaker, receiver: HttpReceiver, llm_url: str, timeout_s: float, accepts=None
+) -> AsyncIterator[AlertManager]:
+    """`start_manager`, stopped (and its HTTP session closed) on the way out."""
+    manager, http = await start_manager(db_sessionmaker, receiver, llm_url, timeout_s, accepts)
+    try:
+        yield manager
+    finally:
+        await manager.stop()
+        await http.close()
+
+
 async def page_once(
     db_sessionmaker, receiver: HttpReceiver, llm_url: str, *, timeout_s: float
 ) -> None:
     """A manager pages for binance going offline and stops, its alert still firing."""
-    manager, http = await start_manager(db_sessionmaker, receiver, llm_url, timeout_s=timeout_s)
-    try:
+    async with running_manager(db_sessionmaker, receiver, llm_url, timeout_s) as manager:
         manager.observe(offline())
         await wait_for(lambda: receiver.at("/page"))
-    finally:
-        await manager.stop()
-        await http.close()
 
 
 def offline(provider: str = "binance") -> StatusChange:
@@ -118,14 +128,10 @@ async def test_a_failed_delivery_is_stored_with_its_error(
     db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
 ) -> None:
     receiver.script("/page", 400)
-    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
-    try:
+    async with running_manager(db_sessionmaker, receiver, llm.url, 1) as manager:
         manager.observe(offline())
         await wait_for(lambda: receiver.at("/page"))
         await asyncio.sleep(0.3)
-    finally:
-        await manager.stop()
-        await http.close()
     async with db_sessionmaker() as session:
         deliveries = await alert_repo.list_deliveries(session)
     assert len(deliveries) == 1
@@ -138,13 +144,9 @@ async def test_an_alert_firing_before_a_restart_resolves_when_its_condition_clea
     db_sessionmaker, receiver: HttpReceiver, llm: FakeLLM
 ) -> None:
     await page_once(db_sessionmaker, receiver, llm.url, timeout_s=1)
-    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, timeout_s=1)
-    try:
+    async with running_manager(db_sessionmaker, receiver, llm.url, 1) as manager:
         manager.observe(StatusChange("binance", Status.OFFLINE, Status.ONLINE, "healthy", utcnow()))
         await wait_for(lambda: len(receiver.at("/page")) == 2)
-    finally:
-        await manager.stop()
-        await http.close()
     assert receiver.at("/page")[1].json()["state"] == "resolved"
     async with db_sessionmaker() as session:
         stored = await alert_repo.list_alerts(session, provider="binance")
@@ -190,15 +192,11 @@ async def test_an_alert_restored_for_a_provider_no_longer_monitored_is_resolved_
     its alert comes back from storage, and nothing but the start would resolve it."""
     await page_once(db_sessionmaker, receiver, llm.url, timeout_s=1)
     gone = lambda provider: provider != "binance"  # noqa: E731
-    manager, http = await start_manager(db_sessionmaker, receiver, llm.url, 1, accepts=gone)
-    try:
+    async with running_manager(db_sessionmaker, receiver, llm.url, 1, accepts=gone) as manager:
         await wait_for(lambda: len(receiver.at("/page")) == 2)
         assert manager.policy.active() == []
         assert manager.notices_for(offline()) == []  # its late results are dropped
         assert manager.notices_for(offline("coingecko"))  # others' are not
-    finally:
-        await manager.stop()
-        await http.close()
     assert receiver.at("/page")[1].json()["state"] == "resolved"
     async with db_sessionmaker() as session:
         stored = await alert_repo.list_alerts(session, provider="binance")
